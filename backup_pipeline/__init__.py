@@ -1,0 +1,1 @@
+"""Backup and restore of the application's PostgreSQL database and user documents."""

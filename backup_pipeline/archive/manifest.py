@@ -1,0 +1,121 @@
+"""manifest.json: what an archive holds, and the rules every archive must follow."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from backup_pipeline.errors import ArchiveError
+
+FORMAT_NAME = "motovaultpro-backup"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MANIFEST_NAME = "manifest.json"
+DUMP_MEMBER = "database/motovaultpro.sql.gz"
+DOCUMENTS_PREFIX = "documents/"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_member_name(name: str) -> None:
+    """Reject any name that could land outside a staging directory or is not ours."""
+    if not name or "\x00" in name or "\\" in name:
+        raise ArchiveError(f"unsafe member name {name!r}")
+    if name.startswith("/") or posixpath.normpath(name) != name:
+        raise ArchiveError(f"unsafe member name {name!r}: not a plain relative path")
+    if any(part in ("..", ".", "") for part in name.split("/")):
+        raise ArchiveError(f"unsafe member name {name!r}: contains '..'")
+    if name != MANIFEST_NAME and name != DUMP_MEMBER and not (
+        name.startswith(DOCUMENTS_PREFIX) and len(name) > len(DOCUMENTS_PREFIX)
+    ):
+        raise ArchiveError(f"unexpected member {name!r}: not the manifest, the dump or a document")
+
+
+def build(
+    *,
+    backup_id: str,
+    backup_type: str,
+    trigger: str,
+    started_at: datetime,
+    source: dict[str, Any],
+    members: list[dict[str, Any]],
+) -> dict[str, Any]:
+    documents = [m for m in members if m["path"].startswith(DOCUMENTS_PREFIX)]
+    dump = next((m for m in members if m["path"] == DUMP_MEMBER), None)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "backup_id": backup_id,
+        "backup_type": backup_type,
+        "trigger": trigger,
+        "started_at": iso(started_at),
+        "created_at": iso(utc_now()),
+        "source": source,
+        "totals": {
+            "database_bytes": dump["size"] if dump else 0,
+            "documents": len(documents),
+            "documents_bytes": sum(m["size"] for m in documents),
+        },
+        "members": members,
+    }
+
+
+def encode(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=1, ensure_ascii=False, sort_keys=False) + "\n").encode()
+
+
+def parse(data: bytes) -> dict[str, Any]:
+    """Decode and validate a manifest; every problem is an ArchiveError naming it."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArchiveError(f"manifest.json is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ArchiveError("manifest.json is not a motovaultpro backup manifest")
+    version = manifest.get("format_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise ArchiveError(
+            f"manifest format version {version!r} is not supported "
+            f"(supported: {SUPPORTED_VERSIONS})"
+        )
+    members = manifest.get("members")
+    if not isinstance(members, list):
+        raise ArchiveError("manifest.json has no member list")
+    seen: set[str] = set()
+    for entry in members:
+        if not isinstance(entry, dict):
+            raise ArchiveError("manifest.json has a malformed member entry")
+        path, size, digest = entry.get("path"), entry.get("size"), entry.get("sha256")
+        if not isinstance(path, str):
+            raise ArchiveError("manifest.json has a member without a path")
+        check_member_name(path)
+        if path == MANIFEST_NAME:
+            raise ArchiveError("manifest.json lists itself as a member")
+        if path in seen:
+            raise ArchiveError(f"manifest.json lists {path!r} twice")
+        seen.add(path)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ArchiveError(f"manifest.json gives {path!r} an invalid size")
+        if not isinstance(digest, str) or not _HEX64.match(digest):
+            raise ArchiveError(f"manifest.json gives {path!r} an invalid sha256")
+    if DUMP_MEMBER not in seen:
+        raise ArchiveError(f"manifest.json does not list {DUMP_MEMBER}")
+    return manifest
+
+
+def summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without its member list: what `show` prints."""
+    return {k: v for k, v in manifest.items() if k != "members"}

@@ -1,0 +1,202 @@
+"""Reading and verifying archives in one streaming pass.
+
+ISA-L's gzip reader handles concatenated members, then tarfile reads the tar stream
+sequentially; manifest.json must come first, so every member's size is known before its data
+is read and nothing unlisted or oversized is ever consumed blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from isal import igzip, isal_zlib
+
+from backup_pipeline.archive import manifest as mf
+from backup_pipeline.errors import ArchiveError
+
+CHUNK = 1024 * 1024
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, isal_zlib.error)
+
+
+@dataclass
+class VerifyReport:
+    path: str
+    manifest: dict[str, Any]
+    members: int = 0
+    bytes_checked: int = 0
+    dump_complete: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Member:
+    """A member being read: its entry in the manifest and a stream of its data."""
+
+    name: str
+    size: int
+    expected_sha256: str
+    stream: BinaryIO
+    mtime: int
+    mode: int
+
+
+def _open(path: Path) -> tuple[BinaryIO, tarfile.TarFile]:
+    try:
+        gz = igzip.open(path, "rb")
+        return gz, tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise ArchiveError(f"archive {path} does not exist") from None
+    except _READ_ERRORS as exc:
+        raise ArchiveError(f"{path.name} is not a readable .tar.gz: {exc}") from None
+
+
+def _check_type(info: tarfile.TarInfo) -> None:
+    kinds = {
+        tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hard link",
+        tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
+        tarfile.FIFOTYPE: "a FIFO", tarfile.CONTTYPE: "a contiguous file",
+    }
+    if not info.isreg() and not info.isdir():
+        kind = kinds.get(info.type, f"of tar type {info.type!r}")
+        raise ArchiveError(f"member {info.name!r} is {kind}; only regular files are allowed")
+
+
+def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
+    """Yield (manifest, member) for every listed member, in archive order, after checking
+    its name, type and size; the caller reads `member.stream` (or not) before the next one.
+
+    Raises ArchiveError for anything that breaks the format, including missing members.
+    """
+    path = Path(path)
+    gz, tar = _open(path)
+    try:
+        with gz, tar:
+            try:
+                first = tar.next()
+                if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
+                    raise ArchiveError("manifest.json is not the archive's first member")
+                if first.size > mf.MAX_MANIFEST_BYTES:
+                    raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
+                manifest = mf.parse(tar.extractfile(first).read())
+                expected = {m["path"]: m for m in manifest["members"]}
+                seen: set[str] = set()
+                while (info := tar.next()) is not None:
+                    _check_type(info)
+                    if info.isdir():
+                        mf.check_member_name(info.name.rstrip("/") + "/x")
+                        continue
+                    mf.check_member_name(info.name)
+                    entry = expected.get(info.name)
+                    if entry is None:
+                        raise ArchiveError(f"member {info.name!r} is not listed in the manifest")
+                    if info.name in seen:
+                        raise ArchiveError(f"member {info.name!r} appears twice")
+                    seen.add(info.name)
+                    if info.size != entry["size"]:
+                        raise ArchiveError(
+                            f"member {info.name!r} is {info.size} bytes, "
+                            f"the manifest says {entry['size']}"
+                        )
+                    yield manifest, Member(info.name, info.size, entry["sha256"],
+                                           tar.extractfile(info), int(info.mtime), info.mode)
+                missing = sorted(set(expected) - seen)
+                if missing:
+                    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+                    raise ArchiveError(f"member {missing[0]!r}{more} listed in the manifest "
+                                       "is missing from the archive")
+            except _READ_ERRORS as exc:
+                raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Only the manifest (the first member): cheap, and checks nothing else."""
+    path = Path(path)
+    gz, tar = _open(path)
+    with gz, tar:
+        try:
+            first = tar.next()
+            if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
+                raise ArchiveError("manifest.json is not the archive's first member")
+            if first.size > mf.MAX_MANIFEST_BYTES:
+                raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
+            return mf.parse(tar.extractfile(first).read())
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
+
+
+class DumpChecker:
+    """Decompresses the dump as it passes and checks it ends with pg_dump's completion line."""
+
+    def __init__(self) -> None:
+        self._inflate = isal_zlib.decompressobj(47)
+        self._tail = b""
+        self.sql_bytes = 0
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.error:
+            return
+        try:
+            while data:
+                out = self._inflate.decompress(data, CHUNK)
+                self._take(out)
+                data = self._inflate.unconsumed_tail
+                if self._inflate.eof and self._inflate.unused_data:
+                    rest = self._inflate.unused_data
+                    self._inflate = isal_zlib.decompressobj(47)
+                    data = rest + data
+        except (zlib.error, isal_zlib.error) as exc:
+            self.error = f"the database dump is not valid gzip: {exc}"
+
+    def _take(self, out: bytes) -> None:
+        self.sql_bytes += len(out)
+        self._tail = (self._tail + out)[-256:]
+
+    def finish(self) -> None:
+        if self.error:
+            raise ArchiveError(self.error)
+        if not self._inflate.eof:
+            raise ArchiveError("the database dump is truncated (its gzip stream does not end)")
+        if mf.DUMP_COMPLETE_MARKER not in self._tail:
+            raise ArchiveError("the database dump is incomplete: pg_dump's completion line "
+                               "is missing")
+
+
+def verify(path: Path, on_bytes: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check an archive completely: format, manifest, every member's size and sha256, and that
+    the dump is complete. Raises ArchiveError on the first problem."""
+    path = Path(path)
+    report: VerifyReport | None = None
+    for manifest, member in iter_members(path):
+        if report is None:
+            report = VerifyReport(str(path), manifest)
+        digest = hashlib.sha256()
+        checker = DumpChecker() if member.name == mf.DUMP_MEMBER else None
+        while chunk := member.stream.read(CHUNK):
+            digest.update(chunk)
+            if checker is not None:
+                checker.feed(chunk)
+            report.bytes_checked += len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        if digest.hexdigest() != member.expected_sha256:
+            raise ArchiveError(f"member {member.name!r} does not match its sha256 in the manifest")
+        if checker is not None:
+            checker.finish()
+            report.dump_complete = True
+        report.members += 1
+    if report is None:  # a manifest that lists nothing is rejected by mf.parse already
+        raise ArchiveError(f"{path.name} has no members")
+    return report

@@ -1,0 +1,138 @@
+"""Collecting the documents tree into a pre-compressed tar segment.
+
+Each file is read once: its size and sha256 are computed while it is written, so the manifest
+describes exactly the bytes archived. Symlinks and special files are never followed or stored,
+only reported, so nothing outside DOCUMENTS_DIR can enter an archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backup_pipeline.archive.manifest import DOCUMENTS_PREFIX
+from backup_pipeline.archive.writer import (
+    CHUNK,
+    LEVEL_COMPRESS,
+    LEVEL_STORE,
+    GzipMembers,
+    HashingWriter,
+    SourceReadError,
+    create_private,
+    looks_compressed,
+    read_source,
+    write_entry_from_file,
+)
+from backup_pipeline.errors import BackupError
+from backup_pipeline.progress import Progress
+
+
+@dataclass
+class DocumentsResult:
+    segment_path: str
+    index_path: str
+    count: int = 0
+    bytes: int = 0
+    segment_bytes: int = 0
+    tar_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]]:
+    """Regular files under root in sorted order, as (relative posix path, lstat)."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = root / rel_dir if rel_dir else root
+        try:
+            with os.scandir(abs_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise BackupError(
+                f"cannot read documents folder {rel_dir or '.'!r}: {exc.strerror}"
+            ) from None
+        subdirs = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BackupError(
+                    f"document name {rel.encode('utf-8', 'surrogateescape')!r} is not UTF-8; "
+                    "rename it"
+                ) from None
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                yield rel, st
+            else:
+                kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
+                skipped.append(f"{rel} ({kind})")
+        stack.extend(reversed(subdirs))
+
+
+def collect_documents(root: Path, staging: Path, progress: Progress | None = None
+                      ) -> DocumentsResult:
+    """Write every document as a tar entry into `staging/documents.segment` (gzip members)
+    and its (path, size, sha256) into `staging/documents.jsonl`."""
+    progress = progress or Progress()
+    root = Path(root)
+    if not root.is_dir():
+        raise BackupError(f"documents directory {root} does not exist or is not a directory")
+    started = time.monotonic()
+    progress.set_phase("archiving documents")
+    result = DocumentsResult(str(staging / "documents.segment"), str(staging / "documents.jsonl"))
+    with create_private(Path(result.segment_path)) as seg_raw, \
+            create_private(Path(result.index_path)) as index:
+        out = HashingWriter(seg_raw)
+        gz = GzipMembers(out)
+        for rel, st in _walk(root, result.skipped):
+            name = DOCUMENTS_PREFIX + rel
+            try:
+                fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                result.skipped.append(f"{rel} (deleted during the backup)")
+                continue
+            except OSError as exc:
+                raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
+            with os.fdopen(fd, "rb") as source:
+                try:
+                    head = read_source(source, min(CHUNK, st.st_size))
+                    level = LEVEL_STORE if looks_compressed(Path(rel), head) else LEVEL_COMPRESS
+                    digest = write_entry_from_file(
+                        gz, name, source, st.st_size, level, mtime=int(st.st_mtime),
+                        mode=st.st_mode, on_bytes=progress.add_bytes, first_chunk=head,
+                    )
+                except EOFError:
+                    raise BackupError(
+                        f"document {rel!r} shrank while it was being read; run the backup again"
+                    ) from None
+                except SourceReadError as exc:
+                    raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
+            index.write(json.dumps({"path": name, "size": st.st_size, "sha256": digest},
+                                   ensure_ascii=False).encode() + b"\n")
+            result.count += 1
+            result.bytes += st.st_size
+            progress.add_document()
+        gz.end_member()
+        seg_raw.flush()
+        result.segment_bytes = out.size
+        result.tar_bytes = gz.uncompressed
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def read_index(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)

@@ -1,0 +1,260 @@
+"""The backup steps, each a plain function; Dagster ops and tests call them in order.
+
+A backup is staged under BACKUP_DIR/.staging/<id>/ and becomes visible only by a no-clobber
+link to its final name after it has been fsynced and verified. Any failure removes everything
+the backup wrote and marks its history row failed with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from backup_pipeline.archive import manifest as mf
+from backup_pipeline.archive import reader
+from backup_pipeline.archive.writer import (
+    LEVEL_COMPRESS,
+    LEVEL_STORE,
+    GzipMembers,
+    HashingWriter,
+    create_private,
+    fsync_dir,
+    write_end,
+    write_entry_bytes,
+    write_entry_from_file,
+)
+from backup_pipeline.backup.documents import DocumentsResult, collect_documents, read_index
+from backup_pipeline.backup.dump import DumpResult, dump_database
+from backup_pipeline.catalog import history
+from backup_pipeline.errors import BackupError, BackupPipelineError
+from backup_pipeline.postgres import one_line
+from backup_pipeline.progress import Progress
+from backup_pipeline.settings import ARCHIVE_PREFIX, Settings
+
+STAGING = ".staging"
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    backup_id: str
+    backup_type: str
+    trigger: str
+    started_at: str
+    staging_dir: str
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    path: str
+    file_name: str
+    size: int
+    sha256: str
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line an operator reads in the catalog, the CLI and the run."""
+    if isinstance(exc, BackupPipelineError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "the backup directory's disk is full (No space left on device)"
+        where = f" ({Path(exc.filename).name})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, psycopg.Error):
+        return f"database error: {one_line(exc)}"
+    if isinstance(exc, KeyboardInterrupt) or type(exc).__name__.endswith("InterruptedError"):
+        return "the backup was stopped before it finished"
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def ensure_private_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise BackupError(f"cannot create backup directory {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BackupError(f"backup directory {path} is not writable")
+
+
+def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
+          note: str | None = None, run_id: str | None = None) -> BackupPlan:
+    """Record the backup as in progress, then prepare its private staging directory."""
+    row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
+                         schedule_id=schedule_id, note=note, dagster_run_id=run_id)
+    plan = BackupPlan(row["id"], backup_type, trigger, row["started_at"],
+                      str(settings.backup_dir / STAGING / row["id"]))
+    with failing(settings, plan):
+        ensure_private_dir(settings.backup_dir)
+        ensure_private_dir(settings.backup_dir / STAGING)
+        sweep_stale_staging(settings, keep=plan.backup_id)
+        try:
+            os.mkdir(plan.staging_dir, 0o700)
+        except OSError as exc:
+            raise BackupError(f"cannot write to backup directory {settings.backup_dir}: "
+                              f"{exc.strerror}") from None
+    return plan
+
+
+def sweep_stale_staging(settings: Settings, keep: str) -> None:
+    """Remove what crashed backups left behind (their rows are no longer in progress)."""
+    root = settings.backup_dir / STAGING
+    for entry in root.iterdir():
+        if entry.name == keep:
+            continue
+        try:
+            row = history.get(settings.database_url, entry.name)
+        except BackupPipelineError:
+            row = None
+        if row is None or row["status"] != "in_progress":
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def discard(plan: BackupPlan, *paths: str | None) -> None:
+    shutil.rmtree(plan.staging_dir, ignore_errors=True)
+    for path in paths:
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+
+@contextmanager
+def failing(settings: Settings, plan: BackupPlan, *remove: str | None) -> Iterator[None]:
+    """On any failure: remove the staging dir (and `remove`), mark the row failed, re-raise
+    as a one-line BackupError (interrupts stay interrupts)."""
+    try:
+        yield
+    except BaseException as exc:
+        message = describe_error(exc)
+        discard(plan, *remove)
+        with suppress(Exception):  # the catalog may be the thing that failed
+            history.fail(settings.database_url, plan.backup_id, message)
+        if isinstance(exc, Exception) and not isinstance(exc, BackupError):
+            raise BackupError(message) from exc
+        raise
+
+
+def dump(settings: Settings, plan: BackupPlan, progress: Progress | None = None) -> DumpResult:
+    with failing(settings, plan):
+        return dump_database(settings, Path(plan.staging_dir), progress)
+
+
+def documents(settings: Settings, plan: BackupPlan, progress: Progress | None = None
+              ) -> DocumentsResult:
+    with failing(settings, plan):
+        return collect_documents(settings.documents_dir, Path(plan.staging_dir), progress)
+
+
+def write_manifest(settings: Settings, plan: BackupPlan, dump_result: DumpResult,
+                   docs: DocumentsResult) -> str:
+    with failing(settings, plan):
+        members = [{"path": mf.DUMP_MEMBER, "size": dump_result.size,
+                    "sha256": dump_result.sha256}]
+        members.extend(read_index(Path(docs.index_path)))
+        manifest = mf.build(
+            backup_id=plan.backup_id, backup_type=plan.backup_type, trigger=plan.trigger,
+            started_at=datetime.fromisoformat(plan.started_at),
+            source={"database": dump_result.database,
+                    "server_version": dump_result.server_version,
+                    "pg_dump_version": dump_result.pg_dump_version,
+                    "sql_bytes": dump_result.sql_bytes},
+            members=members,
+        )
+        path = Path(plan.staging_dir) / mf.MANIFEST_NAME
+        with create_private(path) as f:
+            f.write(mf.encode(manifest))
+        return str(path)
+
+
+def archive_name(started_at: str) -> str:
+    stamp = datetime.fromisoformat(started_at).strftime("%Y%m%d_%H%M%S")
+    return f"{ARCHIVE_PREFIX}{stamp}.tar.gz"
+
+
+def _publish(temp: Path, backup_dir: Path, name: str) -> Path:
+    """Link temp to a free final name (never replacing a file); suffix _2, _3... on clashes."""
+    stem = name.removesuffix(".tar.gz")
+    for n in range(1, 1000):
+        final = backup_dir / (name if n == 1 else f"{stem}_{n}.tar.gz")
+        try:
+            os.link(temp, final)
+            return final
+        except FileExistsError:
+            continue
+    raise BackupError(f"no free archive name for {name}")
+
+
+def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path) -> Path:
+    final: Path | None = None
+    try:
+        with failing(settings, plan):
+            final = _publish(temp, settings.backup_dir, archive_name(plan.started_at))
+            fsync_dir(settings.backup_dir)
+            return final
+    except BaseException:
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+
+
+def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_result: DumpResult,
+             docs: DocumentsResult, progress: Progress | None = None) -> ArchiveResult:
+    """Write the archive under a temporary name, fsync it, verify it, then publish it."""
+    progress = progress or Progress()
+    staging = Path(plan.staging_dir)
+    temp = staging / "archive.tar.gz.partial"
+    with failing(settings, plan):
+        progress.set_phase("writing archive")
+        with create_private(temp) as raw:
+            out = HashingWriter(raw)
+            gz = GzipMembers(out)
+            write_entry_bytes(gz, mf.MANIFEST_NAME, Path(manifest_path).read_bytes(),
+                              LEVEL_COMPRESS)
+            with open(dump_result.path, "rb") as src:
+                write_entry_from_file(gz, mf.DUMP_MEMBER, src, dump_result.size, LEVEL_STORE,
+                                      on_bytes=progress.add_bytes)
+            with open(docs.segment_path, "rb") as seg:
+                gz.write_raw_members(seg, docs.tar_bytes)
+            write_end(gz)
+            raw.flush()
+            os.fsync(raw.fileno())
+        progress.set_phase("verifying archive")
+        reader.verify(temp)
+    final = _publish_synced(settings, plan, temp)
+    discard(plan)
+    return ArchiveResult(str(final), final.name, out.size, out.sha256.hexdigest())
+
+
+def record(settings: Settings, plan: BackupPlan, dump_result: DumpResult, docs: DocumentsResult,
+           archive: ArchiveResult) -> dict[str, Any]:
+    with failing(settings, plan, archive.path):
+        return history.complete(
+            settings.database_url, plan.backup_id, file_name=archive.file_name,
+            size_bytes=archive.size, sha256=archive.sha256, database_bytes=dump_result.size,
+            document_count=docs.count, documents_bytes=docs.bytes,
+            format_version=mf.FORMAT_VERSION, server_version=dump_result.server_version,
+            pg_dump_version=dump_result.pg_dump_version,
+        )
+
+
+def run_backup(settings: Settings, *, backup_type: str = "manual", trigger: str = "direct",
+               note: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """The whole backup without Dagster: for tests and for measuring Dagster's overhead."""
+    plan = begin(settings, backup_type=backup_type, trigger=trigger, note=note)
+    dump_result = dump(settings, plan, progress)
+    docs = documents(settings, plan, progress)
+    manifest_path = write_manifest(settings, plan, dump_result, docs)
+    archive = assemble(settings, plan, manifest_path, dump_result, docs, progress)
+    return record(settings, plan, dump_result, docs, archive)
+
+
+def as_metadata(obj: Any) -> dict[str, Any]:
+    return asdict(obj)

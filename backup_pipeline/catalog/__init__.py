@@ -1,0 +1,1 @@
+"""The catalog: schema `backup` in the application database (schedules, history, settings)."""

@@ -1,0 +1,171 @@
+"""Queries on `backup.backup_history`: one row per backup, whatever made it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from backup_pipeline.errors import ConfigError, NotFoundError
+from backup_pipeline.postgres import connect
+
+BACKUP_TYPES = ("manual", "scheduled", "safety", "uploaded")
+STATUSES = ("pending", "in_progress", "completed", "failed")
+
+_COLUMNS = (
+    "id, backup_type, status, trigger, schedule_id, note, file_name, size_bytes, sha256,"
+    " database_bytes, document_count, documents_bytes, format_version, server_version,"
+    " pg_dump_version, dagster_run_id, error_message, started_at, completed_at,"
+    " duration_seconds, created_at"
+)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+def _cursor(conn):
+    return conn.cursor(row_factory=dict_row)
+
+
+def parse_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(str(text).strip()))
+    except ValueError:
+        raise NotFoundError(f"no backup with id {text!r} (ids are UUIDs)") from None
+
+
+def check_migrated(conn) -> None:
+    if conn.execute("SELECT to_regclass('backup.backup_history')").fetchone()[0] is None:
+        raise ConfigError("the catalog is not set up: run 'backup-pipeline migrate' first")
+
+
+def create(
+    database_url: str,
+    *,
+    backup_type: str,
+    trigger: str,
+    schedule_id: str | None = None,
+    note: str | None = None,
+    dagster_run_id: str | None = None,
+    backup_id: str | None = None,
+) -> dict[str, Any]:
+    if backup_type not in BACKUP_TYPES:
+        raise ConfigError(f"unknown backup type {backup_type!r}; expected one of {BACKUP_TYPES}")
+    with connect(database_url) as conn:
+        check_migrated(conn)
+        row = _cursor(conn).execute(
+            "INSERT INTO backup.backup_history"
+            " (id, backup_type, status, trigger, schedule_id, note, dagster_run_id)"
+            " VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, 'in_progress', %s, %s, %s, %s)"
+            f" RETURNING {_COLUMNS}",
+            (backup_id, backup_type, trigger, schedule_id, note, dagster_run_id),
+        ).fetchone()
+    return _jsonable(row)
+
+
+def complete(database_url: str, backup_id: str, **fields: Any) -> dict[str, Any]:
+    """Mark a backup completed with its final facts (file name, sizes, checksum, versions)."""
+    allowed = {
+        "file_name", "size_bytes", "sha256", "database_bytes", "document_count",
+        "documents_bytes", "format_version", "server_version", "pg_dump_version",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown history fields: {sorted(unknown)}")
+    assignments = "".join(f", {name} = %({name})s" for name in sorted(fields))
+    with connect(database_url) as conn:
+        row = _cursor(conn).execute(
+            "UPDATE backup.backup_history SET status = 'completed', error_message = NULL,"
+            " completed_at = now(),"
+            " duration_seconds = extract(epoch FROM now() - started_at)"
+            f"{assignments} WHERE id = %(id)s RETURNING {_COLUMNS}",
+            {**fields, "id": backup_id},
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no backup with id {backup_id}")
+    return _jsonable(row)
+
+
+def fail(database_url: str, backup_id: str, error: str) -> None:
+    """Mark a backup failed; never fails itself, since it runs while handling another error."""
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE backup.backup_history SET status = 'failed', error_message = %s,"
+            " file_name = NULL, completed_at = now(),"
+            " duration_seconds = extract(epoch FROM now() - started_at)"
+            " WHERE id = %s AND status <> 'completed'",
+            (error[:2000], backup_id),
+        )
+
+
+def get(database_url: str, backup_id: str) -> dict[str, Any]:
+    backup_id = parse_id(backup_id)
+    with connect(database_url) as conn:
+        check_migrated(conn)
+        row = _cursor(conn).execute(
+            f"SELECT {_COLUMNS} FROM backup.backup_history WHERE id = %s", (backup_id,)
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no backup with id {backup_id}")
+    return _jsonable(row)
+
+
+def find_by_run(database_url: str, run_id: str) -> dict[str, Any] | None:
+    with connect(database_url) as conn:
+        row = _cursor(conn).execute(
+            f"SELECT {_COLUMNS} FROM backup.backup_history WHERE dagster_run_id = %s"
+            " ORDER BY started_at DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+    return _jsonable(row) if row else None
+
+
+def list_page(
+    database_url: str,
+    *,
+    page: int = 1,
+    page_size: int = 20,
+    backup_type: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """One page, newest first, in a stable order (started_at, then id)."""
+    if page < 1:
+        raise ConfigError("page must be 1 or more")
+    if not 1 <= page_size <= 500:
+        raise ConfigError("page size must be between 1 and 500")
+    if backup_type is not None and backup_type not in BACKUP_TYPES:
+        raise ConfigError(f"unknown backup type {backup_type!r}; expected one of {BACKUP_TYPES}")
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"unknown status {status!r}; expected one of {STATUSES}")
+    where = "WHERE (%(type)s::text IS NULL OR backup_type = %(type)s)" \
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+    params = {"type": backup_type, "status": status,
+              "limit": page_size, "offset": (page - 1) * page_size}
+    with connect(database_url) as conn:
+        check_migrated(conn)
+        cur = _cursor(conn)
+        total = cur.execute(
+            f"SELECT count(*) AS n FROM backup.backup_history {where}", params
+        ).fetchone()["n"]
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM backup.backup_history {where}"
+            " ORDER BY started_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+    return {"items": [_jsonable(r) for r in rows], "total": total,
+            "page": page, "page_size": page_size}
+
+
+def delete(database_url: str, backup_id: str) -> None:
+    with connect(database_url) as conn:
+        conn.execute("DELETE FROM backup.backup_history WHERE id = %s", (backup_id,))

@@ -1,0 +1,24 @@
+"""Everything Dagster loads: `dagster dev -m backup_pipeline.definitions`."""
+
+import dagster as dg
+
+from backup_pipeline.jobs import backup_job
+from backup_pipeline.ops.backup import BACKUP_ASSET
+from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.storage import StorageResource
+
+backup_asset = dg.AssetSpec(
+    BACKUP_ASSET,
+    description="The archives in BACKUP_DIR; each completed backup materializes it with its "
+    "size, database size, document count and duration.",
+    group_name="backups",
+)
+
+defs = dg.Definitions(
+    assets=[backup_asset],
+    jobs=[backup_job],
+    resources={
+        "database": DatabaseResource(url=dg.EnvVar("DATABASE_URL")),
+        "storage": StorageResource(),
+    },
+)

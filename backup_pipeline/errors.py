@@ -1,0 +1,24 @@
+"""Errors that carry a one-line, operator-facing message."""
+
+
+class BackupPipelineError(Exception):
+    """An expected failure: its message is shown to the operator as it is, on one line."""
+
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
+
+
+class ConfigError(BackupPipelineError):
+    """The environment or the command line is wrong."""
+
+
+class BackupError(BackupPipelineError):
+    """A backup could not be made."""
+
+
+class ArchiveError(BackupPipelineError):
+    """An archive is unreadable, incomplete or does not match its manifest."""
+
+
+class NotFoundError(BackupPipelineError):
+    """A catalog record does not exist."""

@@ -1,0 +1,1 @@
+"""Dagster resources: thin, typed access to the environment the ops run in."""

@@ -1,0 +1,47 @@
+"""The environment the pipeline runs in, read once per use so tests and runs see the current one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from backup_pipeline.errors import ConfigError
+
+ARCHIVE_PREFIX = "motovaultpro_backup_"
+DUMP_MEMBER = "database/motovaultpro.sql.gz"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    documents_dir: Path
+    backup_dir: Path
+    pg_bin_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        url = env.get("DATABASE_URL", "").strip()
+        if not url:
+            raise ConfigError("DATABASE_URL is not set")
+        pg_bin = env.get("PG_BIN_DIR", "").strip()
+        return cls(
+            database_url=url,
+            documents_dir=Path(env.get("DOCUMENTS_DIR") or "./data/documents").absolute(),
+            backup_dir=Path(env.get("BACKUP_DIR") or "./data/backups").absolute(),
+            pg_bin_dir=Path(pg_bin) if pg_bin else None,
+        )
+
+    def pg_tool(self, name: str) -> str:
+        """Path of a PostgreSQL client program: from PG_BIN_DIR when set, else from PATH."""
+        if self.pg_bin_dir is not None:
+            candidate = self.pg_bin_dir / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+            raise ConfigError(f"{name} not found in PG_BIN_DIR={self.pg_bin_dir}")
+        found = shutil.which(name)
+        if found is None:
+            raise ConfigError(f"{name} not found on PATH (install the PostgreSQL client programs)")
+        return found

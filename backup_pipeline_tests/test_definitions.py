@@ -1,0 +1,28 @@
+"""All definitions load, and `dagster definitions validate` accepts the module."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from backup_pipeline.definitions import defs
+
+
+def test_definitions_load():
+    repo = defs.get_repository_def()
+    assert repo.get_job("backup_job").executor_def is dg.in_process_executor
+    asset_keys = {spec.key for spec in defs.resolve_all_asset_specs()}
+    assert dg.AssetKey("motovaultpro_backup") in asset_keys
+
+
+def test_dagster_definitions_validate(tmp_path: Path):
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-m", "backup_pipeline.definitions"],
+        capture_output=True, text=True, env={**os.environ,
+                                             "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
