@@ -74,7 +74,8 @@ def _as_postgres_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
-def start_postgres(data_root: Path) -> str:
+def start_postgres(data_root: Path, password: str | None = None) -> str:
+    """A cluster in data_root on a free port; with a password, TCP logins need it (scram)."""
     data_root.mkdir(parents=True, exist_ok=True)
     pgdata = data_root / "pgdata"
     port_file = data_root / "pg.port"
@@ -85,9 +86,18 @@ def start_postgres(data_root: Path) -> str:
     pg_ctl = _tool("pg_ctl", "postgresql")
     if not (pgdata / "PG_VERSION").exists():
         initdb = _tool("initdb", "postgresql")
-        subprocess.run(wrap + [initdb, "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = data_root / "pwfile"
+            pwfile.write_text(password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres")
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        subprocess.run(wrap + [initdb, "-D", str(pgdata), "-U", "postgres", *auth,
                                "-E", "UTF8", "--locale=C.UTF-8"],
                        check=True, stdout=subprocess.DEVNULL)
+        if password is not None:
+            pwfile.unlink()
     status = subprocess.run(wrap + [pg_ctl, "-D", str(pgdata), "status"],
                             capture_output=True)
     if status.returncode == 0 and port_file.exists():

@@ -38,6 +38,20 @@ class VerifyReport:
         return not self.problems
 
 
+class _MemberStream:
+    """A member's data; damage found while reading it is an ArchiveError, like any other."""
+
+    def __init__(self, raw: BinaryIO, archive_name: str):
+        self._raw = raw
+        self._archive_name = archive_name
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._raw.read(n)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"{self._archive_name} is damaged or truncated: {exc}") from None
+
+
 @dataclass
 class Member:
     """A member being read: its entry in the manifest and a stream of its data."""
@@ -45,9 +59,17 @@ class Member:
     name: str
     size: int
     expected_sha256: str
-    stream: BinaryIO
+    stream: _MemberStream
     mtime: int
     mode: int
+
+
+def _drain_to_end(gz: BinaryIO) -> None:
+    """Read past the tar end to the end of the last gzip member, so a truncated or damaged
+    tail is noticed; only zero padding may follow the tar end."""
+    while chunk := gz.read(CHUNK):
+        if chunk.strip(b"\0"):
+            raise ArchiveError("unexpected data after the end of the tar archive")
 
 
 def _open(path: Path) -> tuple[BinaryIO, tarfile.TarFile]:
@@ -107,13 +129,15 @@ def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
                             f"member {info.name!r} is {info.size} bytes, "
                             f"the manifest says {entry['size']}"
                         )
-                    yield manifest, Member(info.name, info.size, entry["sha256"],
-                                           tar.extractfile(info), int(info.mtime), info.mode)
+                    stream = _MemberStream(tar.extractfile(info), path.name)
+                    yield manifest, Member(info.name, info.size, entry["sha256"], stream,
+                                           int(info.mtime), info.mode)
                 missing = sorted(set(expected) - seen)
                 if missing:
                     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
                     raise ArchiveError(f"member {missing[0]!r}{more} listed in the manifest "
                                        "is missing from the archive")
+                _drain_to_end(gz)
             except _READ_ERRORS as exc:
                 raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
     except _READ_ERRORS as exc:
