@@ -32,6 +32,11 @@ class ServiceError(RuntimeError):
     pass
 
 
+def _throwaway_only() -> bool:
+    """BP_THROWAWAY_SERVICES=1 ignores running servers: how a fresh machine behaves."""
+    return os.environ.get("BP_THROWAWAY_SERVICES") == "1"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,7 +121,7 @@ def find_or_start_postgres(data_root: Path) -> str:
     env_url = os.environ.get("TEST_PG_URL")
     if env_url:
         return env_url
-    if postgres_answers(*DEFAULT_PG):
+    if not _throwaway_only() and postgres_answers(*DEFAULT_PG):
         return f"postgresql://postgres@{DEFAULT_PG[0]}:{DEFAULT_PG[1]}/postgres"
     return start_postgres(data_root)
 
@@ -134,7 +139,7 @@ def find_or_start_redis(data_root: Path) -> str:
     env_url = os.environ.get("TEST_REDIS_URL")
     if env_url:
         return env_url
-    if redis_answers(*DEFAULT_REDIS):
+    if not _throwaway_only() and redis_answers(*DEFAULT_REDIS):
         return f"redis://{DEFAULT_REDIS[0]}:{DEFAULT_REDIS[1]}/0"
     server = shutil.which("redis-server")
     if server is None:
