@@ -25,6 +25,10 @@ class BackupConfig(dg.Config):
     )
     note: str | None = Field(default=None, description="Free text shown in the backup list.")
     schedule_id: str | None = Field(default=None, description="Set by backup schedules.")
+    backup_id: str | None = Field(
+        default=None, description="A UUID for the new backup's catalog row; set by the admin API "
+        "so it can answer with the id before the run starts. Leave empty otherwise.",
+    )
 
 
 def _settings(database: DatabaseResource, storage: StorageResource) -> Settings:
@@ -43,6 +47,7 @@ def start_backup(
     plan = service.begin(
         _settings(database, storage), backup_type=config.backup_type, trigger=config.trigger,
         schedule_id=config.schedule_id, note=config.note, run_id=context.run_id,
+        backup_id=config.backup_id,
     )
     context.add_output_metadata({"backup_id": plan.backup_id, "database": database.describe()})
     return plan
