@@ -136,8 +136,9 @@ class DagsterStack:
 
 @pytest.fixture(scope="module")
 def dagster_stack(databases, pagila_template, tmp_path_factory) -> Iterator[DagsterStack]:
-    """A pagila copy with documents, a real Dagster webserver and daemon on it, and `backup-pipeline api`
-    as a subprocess pointed at that webserver: the deployment's shape, on loopback ports."""
+    """A pagila copy with documents, a real Dagster webserver and daemon on it, and
+    `backup-pipeline api` as a subprocess pointed at that webserver: the deployment's shape, on
+    loopback ports."""
     root = tmp_path_factory.mktemp("stack")
     url = databases.create(template=pagila_template)
     migrate(url)
