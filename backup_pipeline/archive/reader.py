@@ -93,6 +93,15 @@ def _check_type(info: tarfile.TarInfo) -> None:
         raise ArchiveError(f"member {info.name!r} is {kind}; only regular files are allowed")
 
 
+def _first_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+    first = tar.next()
+    if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
+        raise ArchiveError("manifest.json is not the archive's first member")
+    if first.size > mf.MAX_MANIFEST_BYTES:
+        raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
+    return mf.parse(tar.extractfile(first).read())
+
+
 def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
     """Yield (manifest, member) for every listed member, in archive order, after checking
     its name, type and size; the caller reads `member.stream` (or not) before the next one.
@@ -104,12 +113,7 @@ def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
     try:
         with gz, tar:
             try:
-                first = tar.next()
-                if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
-                    raise ArchiveError("manifest.json is not the archive's first member")
-                if first.size > mf.MAX_MANIFEST_BYTES:
-                    raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
-                manifest = mf.parse(tar.extractfile(first).read())
+                manifest = _first_manifest(tar)
                 expected = {m["path"]: m for m in manifest["members"]}
                 seen: set[str] = set()
                 while (info := tar.next()) is not None:
@@ -150,12 +154,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     gz, tar = _open(path)
     with gz, tar:
         try:
-            first = tar.next()
-            if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
-                raise ArchiveError("manifest.json is not the archive's first member")
-            if first.size > mf.MAX_MANIFEST_BYTES:
-                raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
-            return mf.parse(tar.extractfile(first).read())
+            return _first_manifest(tar)
         except _READ_ERRORS as exc:
             raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
 
