@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -114,14 +115,15 @@ def start_process(args: list[str], environ: dict[str, str], log: Path, cwd: Path
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group (webserver, code server, run workers), then SIGKILL."""
+    """SIGTERM to the leader (`dagster dev` stops its own children), then SIGKILL to whatever
+    of its process group is left."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 _JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
