@@ -1,5 +1,6 @@
 """The scheduled-backup lock and slot claim of one run (REDIS_URL, or a single-host lock)."""
 
+import math
 import os
 
 import dagster as dg
@@ -34,8 +35,8 @@ class ScheduleLockResource(dg.ConfigurableResource):
                 raw = float(text) if text else DEFAULT_TTL_SECONDS
             except ValueError:
                 raise ConfigError(f"BACKUP_LOCK_TTL_SECONDS={text!r} is not a number") from None
-        if raw <= 0:
-            raise ConfigError("the lock TTL must be more than 0 seconds")
+        if not math.isfinite(raw) or raw <= 0:
+            raise ConfigError(f"the lock TTL must be a number of seconds above 0, not {raw}")
         return raw
 
     def acquire(self, settings: Settings, *, schedule_id: str | None, slot_time: str | None,
