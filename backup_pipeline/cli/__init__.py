@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backup-pipeline: error: {type(exc).__name__}: {message} (run with --debug "
               "for details)", file=sys.stderr)
         return 1
-    return emit(result, as_json=args.json)
+    try:
+        return emit(result, as_json=args.json)
+    except BrokenPipeError:  # `backup-pipeline list | head`: the reader left, nothing to say
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
