@@ -24,6 +24,8 @@ from backup_pipeline.postgres import parse_url
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION_DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
 LOCATION = "backup_pipeline"
+# Only the code server gets these in docker-compose.yml; the webserver and daemon must do without.
+APP_ONLY_ENV = ("DATABASE_URL", "DOCUMENTS_DIR", "BACKUP_DIR", "REDIS_URL")
 BIN = Path(sys.executable).parent
 
 
@@ -74,10 +76,12 @@ class DagsterStack:
             f"      port: {self.grpc_port}\n      location_name: {LOCATION}\n"
         )
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, app_env: bool = False) -> None:
+        env = self.env if app_env else {k: v for k, v in self.env.items()
+                                         if k not in APP_ONLY_ENV}
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         self.processes[name] = subprocess.Popen(
-            [str(BIN / args[0]), *args[1:]], env=self.env, cwd=self.root, stdout=log,
+            [str(BIN / args[0]), *args[1:]], env=env, cwd=self.root, stdout=log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_keep_interrupts,
         )
@@ -86,7 +90,7 @@ class DagsterStack:
     def start(self, timeout: float = 60.0) -> DagsterStack:
         deadline = time.monotonic() + timeout
         self._spawn("code-server", "dagster", "api", "grpc", "-m", "backup_pipeline.definitions",
-                    "-h", "127.0.0.1", "-p", str(self.grpc_port))
+                    "-h", "127.0.0.1", "-p", str(self.grpc_port), app_env=True)
         self._wait("code server", self._grpc_ready, deadline)
         self._spawn("webserver", "dagster-webserver", "-h", "127.0.0.1", "-p",
                     str(self.web_port), "-w", str(self.workspace))

@@ -109,6 +109,10 @@ def test_runs_see_documents_backups_and_both_databases(config: dict):
     assert env["DATABASE_URL"].startswith("postgresql://motovaultpro:change-me")
     assert env["DAGSTER_PG_HOST"] == "dagster-postgres"
     assert {"documents", "backups", "app_pgdata", "dagster_pgdata"} <= set(config["volumes"])
+    for name in ("dagster-webserver", "dagster-daemon"):  # they reach our code through gRPC
+        env = config["services"][name]["environment"]
+        assert "DATABASE_URL" not in env, name
+        assert env["DAGSTER_PG_HOST"] == "dagster-postgres", name
 
 
 def test_dockerfile_copies_only_what_the_context_has():
