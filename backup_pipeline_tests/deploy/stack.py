@@ -68,6 +68,8 @@ class DagsterStack:
         self.env = env
         self.grpc_port = free_port()
         self.web_port = free_port()
+        while self.web_port == self.grpc_port:
+            self.web_port = free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.workspace = root / "workspace.yaml"

@@ -174,6 +174,6 @@ def test_admin_launches_a_backup_from_the_ui(page: Page, stack: DagsterStack, ap
     assert (app_env.backup_dir / file_name).is_file()
 
     page.goto(f"{url}/assets/{BACKUP_ASSET.to_user_string()}")
-    expect(page.get_by_text(file_name, exact=True)).to_be_visible()
+    expect(page.get_by_text(file_name, exact=True).first).to_be_visible()
     for key in ("archive_bytes", "database_bytes", "documents", "duration_seconds"):
-        expect(page.get_by_text(key, exact=True)).to_be_visible()
+        expect(page.get_by_text(key, exact=True).first).to_be_visible()
