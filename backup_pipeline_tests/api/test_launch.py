@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
-from backup_pipeline.api.launcher import DagsterLauncher
+from backup_pipeline.api.launcher import BACKUP_ID_TAG, DagsterLauncher
+from backup_pipeline.catalog import history
 from backup_pipeline_tests.api.conftest import DagsterStack
 from backup_pipeline_tests.api.test_backups_api import BASE, assert_error
 
@@ -92,3 +98,30 @@ def test_second_launch_while_a_backup_runs_is_refused(dagster_stack: DagsterStac
         assert client.get(f"{BASE}/{backup_id}").json()["status"] == "completed"
         notes = [r["note"] for r in client.get(BASE, params={"page_size": 500}).json()["items"]]
         assert "second" not in notes
+
+
+def readme_launch_script() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("GraphQL `launchRun`", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_curl_launch_works(dagster_stack: DagsterStack):
+    """The README's raw GraphQL launch, run as written against the test webserver."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    script = readme_launch_script() \
+        .replace("http://localhost:3000", dagster_stack.webserver_url) \
+        .replace('"repositoryLocationName": "backup_pipeline"',
+                 '"repositoryLocationName": "backup_pipeline.definitions"')
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)["data"]["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    run_id = answer["run"]["runId"]
+    assert wait_run_ended(dagster_stack, run_id) == "SUCCESS"
+    row = history.find_by_run(dagster_stack.env.database_url, run_id)
+    assert row["status"] == "completed" and row["note"] == "before the upgrade"
+    assert row["trigger"] == "api"
+    launcher = DagsterLauncher(dagster_stack.webserver_url)
+    assert launcher.run(run_id).tags[BACKUP_ID_TAG] == row["id"]
