@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from backup_pipeline.api.config import ApiConfig
 from backup_pipeline.api.deps import Config, Launcher
 from backup_pipeline.api.launcher import BACKUP_ID_TAG, TRIGGER_TAG, DagsterLauncher
 from backup_pipeline.api.models import (
@@ -113,6 +115,18 @@ def get_backup(backup_id: str, config: Config, launcher: Launcher) -> dict[str, 
     return record
 
 
+def completed_archive(config: ApiConfig, backup_id: str) -> tuple[dict[str, Any], Path]:
+    """The record and archive path of a backup that has one: 404 for an unknown backup or one
+    without an archive, 409 for one still being written."""
+    row = history.get(config.settings.database_url, backup_id)
+    if row["status"] in ("pending", "in_progress"):
+        raise ConflictError(f"backup {row['id']} is {row['status']}; its archive is not ready")
+    path = inventory.archive_path(config.settings, row)
+    if path is None or path.name != row["file_name"]:
+        raise NotFoundError(f"backup {row['id']} has no archive (status {row['status']})")
+    return row, path
+
+
 def content_disposition(name: str) -> str:
     """`attachment` with the file name; RFC 6266's `filename*` when it is not plain ASCII."""
     plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
@@ -133,12 +147,7 @@ def _stream(handle) -> Iterator[bytes]:
                        404: {"description": "Unknown backup, or it has no archive"},
                        409: {"description": "The backup has not ended yet"}})
 def download_backup(backup_id: str, config: Config) -> StreamingResponse:
-    row = history.get(config.settings.database_url, backup_id)
-    if row["status"] in ("pending", "in_progress"):
-        raise ConflictError(f"backup {row['id']} is {row['status']}; its archive is not ready")
-    path = inventory.archive_path(config.settings, row)
-    if path is None or path.name != row["file_name"]:
-        raise NotFoundError(f"backup {row['id']} has no archive (status {row['status']})")
+    row, path = completed_archive(config, backup_id)
     try:
         # opened before answering: a file deleted meanwhile still streams whole
         handle = open(path, "rb")  # noqa: SIM115 - closed by _stream
