@@ -5,7 +5,9 @@ import dagster as dg
 from backup_pipeline.jobs import backup_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.smtp import smtp_resource_from_env
 from backup_pipeline.resources.storage import StorageResource
+from backup_pipeline.sensors import email_sensors
 
 backup_asset = dg.AssetSpec(
     BACKUP_ASSET,
@@ -17,8 +19,10 @@ backup_asset = dg.AssetSpec(
 defs = dg.Definitions(
     assets=[backup_asset],
     jobs=[backup_job],
+    sensors=email_sensors,
     resources={
         "database": DatabaseResource(url=dg.EnvVar("DATABASE_URL")),
         "storage": StorageResource(),
+        "smtp": smtp_resource_from_env(),
     },
 )
