@@ -29,10 +29,7 @@ def _text(current: notification_settings.NotificationSettings) -> str:
     width = max(len(k) for k in data)
     lines = []
     for key, value in data.items():
-        if isinstance(value, list):
-            shown = ", ".join(value) or "(none)"
-        else:
-            shown = str(value).lower()
+        shown = (", ".join(value) or "(none)") if isinstance(value, list) else str(value).lower()
         lines.append(f"{key.ljust(width)}  {shown}")
     if not os.environ.get("SMTP_HOST", "").strip():
         lines.append("(SMTP_HOST is not set in this environment: no mail is sent from here)")

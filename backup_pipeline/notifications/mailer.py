@@ -171,7 +171,9 @@ class SmtpSession:
             raise MailError(f"the connection to SMTP server {self.config.host}:"
                             f"{self.config.port} was lost")
         recipient = str(message["To"])
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        # SMTP wants CRLF; headers fold only past 998 characters (RFC 5322), as the folding at 78
+        # puts a subject like ours on a continuation line, which some readers show indented
+        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n", max_line_length=998))
         try:
             code, reply = smtp.mail(self.config.sender)
             if code != 250:

@@ -81,7 +81,8 @@ def backup_email(run: FinishedRun, facts: BackupFacts, *, database: str, url: st
         error = row.get("error_message") or run.error or "the run failed (no error recorded)"
         subject = f"Backup FAILED ({database}): {_short(error)}"
         body = _fields([
-            ("Result", "backup failed, no archive was kept"),
+            ("Result", "the run failed after the backup was completed (the archive is kept)"
+             if row.get("status") == "completed" else "backup failed, no archive was kept"),
             ("Database", database),
             ("Trigger", facts.trigger),
             ("Failed step", run.failed_step or "unknown (the run failed outside its steps)"),

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from backup_pipeline.catalog.history import check_migrated
+from backup_pipeline.errors import ConfigError
 from backup_pipeline.notifications import facts as run_facts
 from backup_pipeline.notifications import outbox
 from backup_pipeline.notifications import settings as notification_settings
@@ -62,6 +63,13 @@ class DeliveryReport:
         return f"{text} (last error: {self.errors[-1]})" if self.errors else text
 
 
+def check_outbox(conn: psycopg.Connection) -> None:
+    check_migrated(conn)
+    if conn.execute("SELECT to_regclass('backup.email_outbox')").fetchone()[0] is None:
+        raise ConfigError("the catalog needs migration 004_email_outbox for notifications: "
+                          "run 'backup-pipeline migrate'")
+
+
 def _existing(conn: psycopg.Connection, run_id: str, kind: str) -> Decision | None:
     row = conn.cursor(row_factory=dict_row).execute(
         "SELECT outcome, reason, decided_by FROM backup.run_notifications"
@@ -75,6 +83,7 @@ def decided_runs(database_url: str, run_ids: list[str]) -> set[tuple[str, str]]:
     if not run_ids:
         return set()
     with connect(database_url) as conn:
+        check_outbox(conn)
         rows = conn.execute(
             "SELECT dagster_run_id, kind FROM backup.run_notifications"
             " WHERE dagster_run_id = ANY(%s)", (run_ids,),
@@ -99,18 +108,17 @@ def _why_not(run: FinishedRun, s: notification_settings.NotificationSettings,
 
 
 def _compose(conn: psycopg.Connection, run: FinishedRun, *, database: str,
-             url: str) -> tuple[Email | None, str]:
-    """The mail for a run, or (None, why there is none)."""
+             url: str) -> Email | str:
+    """The mail for a run, or why there is none."""
     if run.job_name == BACKUP_JOB:
         found = run_facts.backup_facts(conn, run)
         if run.succeeded and not found.made_backup:
-            return None, ("the run made no backup (a scheduled run that did not get its slot "
-                          "or lock)")
-        return backup_email(run, found, database=database, url=url), ""
+            return "the run made no backup (a scheduled run that did not get its slot or lock)"
+        return backup_email(run, found, database=database, url=url)
     found = run_facts.restore_facts(conn, run)
     if found.dry_run:
-        return None, "a restore preview (dry run) changes nothing"
-    return restore_email(run, found, database=database, url=url), ""
+        return "a restore preview (dry run) changes nothing"
+    return restore_email(run, found, database=database, url=url)
 
 
 def decide(database_url: str, run: FinishedRun, *, mail_configured: bool,
@@ -118,20 +126,18 @@ def decide(database_url: str, run: FinishedRun, *, mail_configured: bool,
     """Decide once whether and to whom to mail about a finished run, and queue the mails."""
     kind = run.kind
     with connect(database_url) as conn:
-        check_migrated(conn)
+        check_outbox(conn)
         earlier = _existing(conn, run.run_id, kind)
         if earlier is not None:
             return earlier
         current = notification_settings.load(database_url)
-        reason = _why_not(run, current, mail_configured)
-        email = None
-        if reason is None:
-            email, reason = _compose(conn, run, database=database_name(database_url),
-                                     url=run_url(webserver_url, run.run_id))
-        outcome = "queued" if email is not None else "skipped"
+        composed = _why_not(run, current, mail_configured) or _compose(
+            conn, run, database=database_name(database_url),
+            url=run_url(webserver_url, run.run_id))
+        email = composed if isinstance(composed, Email) else None
         recipients = current.email_recipients if email is not None else ()
-        if email is not None:
-            reason = f"mail queued for {', '.join(recipients)}"
+        outcome = "queued" if email is not None else "skipped"
+        reason = f"mail queued for {', '.join(recipients)}" if email is not None else composed
         with conn.transaction():
             inserted = conn.execute(
                 "INSERT INTO backup.run_notifications"
@@ -155,7 +161,7 @@ def deliver(database_url: str, config: SmtpConfig, policy: outbox.Policy | None 
     policy = policy or outbox.Policy()
     report = DeliveryReport()
     with connect(database_url, autocommit=True) as conn:
-        check_migrated(conn)
+        check_outbox(conn)
         report.expired = outbox.expire(conn, policy)
         batch = outbox.claim(conn, policy, limit)
         if not batch:

@@ -88,7 +88,8 @@ class Recorder:
             return AuthResult(success=False, handled=False)
         user, password = auth_data.login.decode(), auth_data.password.decode()
         self.logins.append((user, password))
-        return AuthResult(success=(user, password) == ("mailer", "s3cret"))
+        # handled=False: aiosmtpd sends the 235 or 535 reply itself
+        return AuthResult(success=(user, password) == ("mailer", "s3cret"), handled=False)
 
     def to(self, recipient: str) -> list[Received]:
         return [r for r in self.received if recipient in r.rcpt_tos]
@@ -249,6 +250,7 @@ def mail_catalog_db(databases) -> str:
 def catalog_url(mail_catalog_db: str) -> str:
     """The shared catalog database, emptied for this test."""
     with psycopg.connect(mail_catalog_db, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS backup.restore_runs")  # a test's stand-in
         conn.execute("TRUNCATE backup.email_outbox, backup.run_notifications,"
                      " backup.backup_settings, backup.backup_history, backup.backup_schedules"
                      " CASCADE")
