@@ -108,6 +108,9 @@ def _run_sensor(job_name: str, outcome: str) -> dg.RunStatusSensorDefinition:
     )
     def _sensor(context: dg.RunStatusSensorContext, database: DatabaseResource,
                 smtp: SmtpResource):
+        # A SkipReason (rather than None) for other jobs' runs: None would make Dagster write
+        # "sensor acted on run" into every unrelated run's log. It ends the tick, so one run is
+        # handled per tick; the outbox sensor's catch-up covers any backlog.
         if context.dagster_run.job_name != job_name:
             return dg.SkipReason(f"run {context.dagster_run.run_id} is a "
                                  f"{context.dagster_run.job_name} run, not {job_name}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -33,7 +32,6 @@ class FinishedRun:
     run_config: Mapping[str, Any] = field(default_factory=dict)
     failed_step: str | None = None
     error: str | None = None
-    ended_at: datetime | None = None
 
     @property
     def kind(self) -> str:

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Literal
 
 from backup_pipeline.errors import BackupPipelineError, ConfigError
@@ -53,9 +54,15 @@ class SmtpConfig:
             raise ConfigError("SMTP_USERNAME is set but SMTP_SECURITY is none, which would send "
                               "the password in clear text: use starttls or ssl")
         try:
-            validate_address(self.sender)
+            validate_address(self.envelope_sender)
         except ConfigError as exc:
             raise ConfigError(f"EMAIL_FROM: {exc}") from None
+
+    @property
+    def envelope_sender(self) -> str:
+        """The address in EMAIL_FROM, which may be `Backups <backups@example.com>`."""
+        name, address = parseaddr(self.sender)
+        return address if address and (name or "<" in self.sender) else self.sender.strip()
 
     @classmethod
     def build(cls, *, host: str, port: int | str | None, security: str | None, sender: str | None,
@@ -175,9 +182,10 @@ class SmtpSession:
         # puts a subject like ours on a continuation line, which some readers show indented
         data = message.as_bytes(policy=message.policy.clone(linesep="\r\n", max_line_length=998))
         try:
-            code, reply = smtp.mail(self.config.sender)
+            sender = self.config.envelope_sender
+            code, reply = smtp.mail(sender)
             if code != 250:
-                raise smtplib.SMTPSenderRefused(code, reply, self.config.sender)
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
             code, reply = smtp.rcpt(recipient)
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})

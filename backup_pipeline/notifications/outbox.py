@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -139,34 +138,11 @@ def mark_failed_attempt(conn: psycopg.Connection, message: Message, error: str, 
     return state
 
 
-def release(conn: psycopg.Connection, message: Message) -> None:
-    """Give a claimed message back untried (its attempt is not counted)."""
-    conn.execute(
-        "UPDATE backup.email_outbox SET claim_token = NULL, claimed_until = NULL,"
-        " attempts = greatest(attempts - 1, 0)"
-        " WHERE id = %s AND claim_token = %s AND state = 'pending'",
-        (message.id, message.claim_token),
-    )
-
-
-def counts(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT state, count(*) FROM backup.email_outbox GROUP BY state")
-    return {state: n for state, n in rows.fetchall()}
-
-
-def messages(conn: psycopg.Connection, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Queued messages (all, or one run's), oldest first, for reports and tests."""
-    return conn.cursor(row_factory=dict_row).execute(
-        "SELECT id, dedupe_key, dagster_run_id, kind, recipient, subject, body, state, attempts,"
-        " next_attempt_at, last_error, sent_at, created_at FROM backup.email_outbox"
-        " WHERE %(run)s::text IS NULL OR dagster_run_id = %(run)s ORDER BY id",
-        {"run": run_id},
-    ).fetchall()
-
-
-def last_error(conn: psycopg.Connection) -> str | None:
-    row = conn.execute(
-        "SELECT last_error FROM backup.email_outbox WHERE state = 'pending'"
-        " AND last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1"
+def waiting(conn: psycopg.Connection) -> tuple[int, str | None]:
+    """How many messages wait for another attempt, and the latest error among them."""
+    count, error = conn.execute(
+        "SELECT count(*), (array_agg(last_error ORDER BY next_attempt_at DESC)"
+        " FILTER (WHERE last_error IS NOT NULL))[1]"
+        " FROM backup.email_outbox WHERE state IN ('pending', 'sending')"
     ).fetchone()
-    return row[0] if row else None
+    return count, error

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from backup_pipeline.notifications.facts import BackupFacts, FinishedRun, RestoreFacts
@@ -132,7 +132,7 @@ def _short(text: str, limit: int = 80) -> str:
 def message_id(dedupe_key: str, sender: str) -> str:
     """The same Message-ID on every attempt, so a receiving system can drop a duplicate."""
     digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
-    domain = sender.rpartition("@")[2] or "backup-pipeline.invalid"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "backup-pipeline.invalid"
     return f"<{digest}.backup-pipeline@{domain}>"
 
 

@@ -52,6 +52,8 @@ class DeliveryReport:
     failed: int = 0
     expired: int = 0
     errors: list[str] = field(default_factory=list)
+    waiting: int = 0  # after this delivery: messages left for a later attempt
+    waiting_error: str | None = None
 
     def describe(self) -> str:
         parts = [f"sent {self.sent}"]
@@ -59,8 +61,11 @@ class DeliveryReport:
             parts.append(f"{self.retrying} to retry")
         if self.failed or self.expired:
             parts.append(f"{self.failed + self.expired} given up")
+        if self.waiting:
+            parts.append(f"{self.waiting} waiting")
         text = ", ".join(parts)
-        return f"{text} (last error: {self.errors[-1]})" if self.errors else text
+        error = self.errors[-1] if self.errors else self.waiting_error
+        return f"{text} (last error: {error})" if error else text
 
 
 def check_outbox(conn: psycopg.Connection) -> None:
@@ -164,21 +169,27 @@ def deliver(database_url: str, config: SmtpConfig, policy: outbox.Policy | None 
         check_outbox(conn)
         report.expired = outbox.expire(conn, policy)
         batch = outbox.claim(conn, policy, limit)
-        if not batch:
-            return report
-        session = SmtpSession(config, ssl_context)
-        try:
-            session.open()
-        except MailError as exc:
-            for message in batch:
-                _record_failure(conn, message, exc, policy, report)
-            return report
-        try:
-            for message in batch:
-                _send_one(conn, session, config, message, policy, report)
-        finally:
-            session.close()
+        if batch:
+            _send_batch(conn, config, batch, policy, report, ssl_context)
+        report.waiting, report.waiting_error = outbox.waiting(conn)
     return report
+
+
+def _send_batch(conn: psycopg.Connection, config: SmtpConfig, batch: list[outbox.Message],
+                policy: outbox.Policy, report: DeliveryReport,
+                ssl_context: ssl.SSLContext | None) -> None:
+    session = SmtpSession(config, ssl_context)
+    try:
+        session.open()
+    except MailError as exc:
+        for message in batch:
+            _record_failure(conn, message, exc, policy, report)
+        return
+    try:
+        for message in batch:
+            _send_one(conn, session, config, message, policy, report)
+    finally:
+        session.close()
 
 
 def _send_one(conn: psycopg.Connection, session: SmtpSession, config: SmtpConfig,

@@ -156,3 +156,15 @@ def test_catch_up_mails_about_runs_no_sensor_handled(notify):
     notify.evaluate(sensors.backup_failure_email_sensor, failed)
     notify.outbox_tick()
     assert len(notify.smtp.received) == 2
+
+
+def test_bad_smtp_settings_keep_mail_queued_until_they_are_fixed(notify, monkeypatch):
+    monkeypatch.setenv("SMTP_SECURITY", "tls")
+    failed = notify.failing_backup()
+    notify.evaluate(sensors.backup_failure_email_sensor, failed)
+    assert [(r["state"], r["attempts"]) for r in notify.rows()] == [("pending", 0)] * 2
+    assert "the SMTP settings are invalid" in notify.outbox_tick().skip_message
+
+    monkeypatch.setenv("SMTP_SECURITY", "none")
+    assert notify.outbox_tick().skip_message == "outbox: sent 2"
+    assert notify.recipients_mailed() == sorted(RECIPIENTS)

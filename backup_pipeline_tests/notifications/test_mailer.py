@@ -16,8 +16,8 @@ from backup_pipeline_tests.notifications.conftest import (
 )
 
 
-def message(to: str = "ops@example.com"):
-    return build_message(sender=SENDER, recipient=to, subject="Backup FAILED (app): disk full",
+def message(to: str = "ops@example.com", sender: str = f"Backups <{SENDER}>"):
+    return build_message(sender=sender, recipient=to, subject="Backup FAILED (app): disk full",
                          body="Error:  disk full \u2013 caf\u00e9\n", dedupe_key="r:k:" + to)
 
 
@@ -33,9 +33,11 @@ def tls(tls_cert):
 
 
 def test_plain_without_user_does_not_log_in(smtp_server):
-    send(SmtpConfig(host="127.0.0.1", port=smtp_server.port, security="none", sender=SENDER))
+    send(SmtpConfig(host="127.0.0.1", port=smtp_server.port, security="none",
+                    sender=f"Backups <{SENDER}>"))
     [mail] = smtp_server.received
     assert smtp_server.recorder.logins == []
+    assert mail.mail_from == SENDER and mail.message["From"] == f"Backups <{SENDER}>"
     assert mail.message["Subject"] == "Backup FAILED (app): disk full"
     assert mail.body == "Error:  disk full \u2013 caf\u00e9\n"
 
@@ -104,6 +106,7 @@ def test_resource_reads_the_environment(monkeypatch):
     ({"SMTP_PORT": "70000"}, "SMTP_PORT must be between 1 and 65535"),
     ({"EMAIL_FROM": ""}, "EMAIL_FROM is not set"),
     ({"EMAIL_FROM": "backups"}, "EMAIL_FROM: 'backups' is not a valid email address"),
+    ({"EMAIL_FROM": "Backups <backups@>"}, "EMAIL_FROM: 'Backups <backups@>' is not a valid"),
     ({"SMTP_SECURITY": "none", "SMTP_USERNAME": "mailer"}, "would send the password in clear"),
 ])
 def test_bad_smtp_settings_are_one_clear_line(monkeypatch, env, message):
