@@ -10,6 +10,7 @@ from backup_pipeline.ops.backup import (
     start_backup,
     write_manifest,
 )
+from backup_pipeline.ops.retention import retention_sweep, schedule_retention
 
 
 @dg.job(
@@ -19,9 +20,20 @@ from backup_pipeline.ops.backup import (
     tags={"backup_pipeline/kind": "backup"},
 )
 def backup_job():
-    plan = start_backup()
+    plan, _skipped = start_backup()
     dump = dump_database(plan)
     documents = collect_documents(plan)
     manifest = write_manifest(plan, dump, documents)
     archive = build_archive(plan, manifest, dump, documents)
-    record_backup(plan, dump, documents, archive)
+    backup = record_backup(plan, dump, documents, archive)
+    schedule_retention(backup)
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Every schedule keeps its newest `retention_count` completed scheduled backups; "
+    "older ones are deleted (file and row). Reports missing archives and unknown files.",
+    tags={"backup_pipeline/kind": "retention"},
+)
+def retention_job():
+    retention_sweep()

@@ -97,8 +97,8 @@ def complete(database_url: str, backup_id: str, **fields: Any) -> dict[str, Any]
 
 
 def fail(database_url: str, backup_id: str, error: str) -> None:
-    """Mark a backup failed; never fails itself, since it runs while handling another error.
-    The first failure wins: a later step failing for the same cause keeps the root cause."""
+    """Mark a backup failed. The first reason stays: later steps failing in its wake do not
+    overwrite it."""
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE backup.backup_history SET status = 'failed', error_message = %s,"
