@@ -26,6 +26,7 @@ from backup_pipeline.notifications.facts import (
     RESTORE_JOB,
     FinishedRun,
 )
+from backup_pipeline.ops.backup import SKIPPED_TAG
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.smtp import SmtpResource
 
@@ -64,7 +65,8 @@ def finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> FinishedRu
                     entry.dagster_event.message
     return FinishedRun(run_id=run.run_id, job_name=run.job_name, succeeded=succeeded,
                        tags=dict(run.tags), run_config=dict(run.run_config or {}),
-                       failed_step=failed_step, error=error)
+                       failed_step=failed_step, error=error,
+                       skip_reason=run.tags.get(SKIPPED_TAG))
 
 
 def _smtp_config(smtp: SmtpResource, log):

@@ -32,6 +32,7 @@ class FinishedRun:
     run_config: Mapping[str, Any] = field(default_factory=dict)
     failed_step: str | None = None
     error: str | None = None
+    skip_reason: str | None = None  # why a run that succeeded made nothing (a run tag)
 
     @property
     def kind(self) -> str:

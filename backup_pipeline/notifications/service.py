@@ -118,7 +118,8 @@ def _compose(conn: psycopg.Connection, run: FinishedRun, *, database: str,
     if run.job_name == BACKUP_JOB:
         found = run_facts.backup_facts(conn, run)
         if run.succeeded and not found.made_backup:
-            return "the run made no backup (a scheduled run that did not get its slot or lock)"
+            why = run.skip_reason or "a scheduled run that did not get its slot or lock"
+            return f"the run made no backup ({why})"
         return backup_email(run, found, database=database, url=url)
     found = run_facts.restore_facts(conn, run)
     if found.dry_run:

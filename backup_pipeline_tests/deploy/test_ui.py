@@ -38,6 +38,17 @@ RUN_TIMEOUT_S = 90
 # and the definitions in step.
 EXPECTED = [
     ("job", "backup_job"),
+    ("job", "retention_job"),
+    ("schedule", "hourly_backup_schedule"),
+    ("schedule", "daily_backup_schedule"),
+    ("schedule", "weekly_backup_schedule"),
+    ("schedule", "monthly_backup_schedule"),
+    ("schedule", "retention_cleanup_schedule"),
+    ("sensor", "backup_success_email_sensor"),
+    ("sensor", "backup_failure_email_sensor"),
+    ("sensor", "restore_success_email_sensor"),
+    ("sensor", "restore_failure_email_sensor"),
+    ("sensor", "email_outbox_sensor"),
 ]
 
 BACKUP_NOTE = "launched from the launchpad"

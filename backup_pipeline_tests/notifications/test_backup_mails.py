@@ -8,7 +8,8 @@ import dagster as dg
 
 from backup_pipeline import sensors
 from backup_pipeline.catalog import history
-from backup_pipeline_tests.notifications.conftest import RECIPIENTS, SENDER, WEBSERVER, run_job
+from backup_pipeline.scheduling import catalog as schedules
+from backup_pipeline_tests.notifications.conftest import RECIPIENTS, SENDER, WEBSERVER
 
 
 def test_success_and_failure_mail_each_recipient_exactly_once(notify):
@@ -111,24 +112,22 @@ def test_no_recipients_or_no_smtp_host_send_nothing_and_say_why(notify, monkeypa
 
 
 def test_skipped_scheduled_run_sends_nothing(notify):
-    """A scheduled run that did not get its slot succeeds without making a backup. Stood in
-    for by a job of the same name that makes none (the real skip is another change's)."""
+    """A second run for a slot that is already done succeeds without making a backup."""
     notify.set(notify_on_success="true")
+    nightly = schedules.create(notify.url, name="nightly", frequency="daily", retention=2)
+    config = {"backup_type": "scheduled", "trigger": "schedule:nightly",
+              "schedule_id": nightly["id"], "slot_time": "2026-03-01T03:00:00Z"}
 
-    @dg.op
-    def slot_taken() -> None:
-        """Another run holds the slot: nothing to do."""
-
-    @dg.job(name="backup_job", executor_def=dg.in_process_executor)
-    def skipped_backup_job():
-        slot_taken()
-
-    skipped = run_job(notify.instance, "backup_job", job=skipped_backup_job,
-                      tags={"dagster/schedule_name": "daily_backup_schedule"})
-    assert skipped.success
+    done = notify.backup(**config)
+    skipped = notify.backup(**config)
+    assert done.success and skipped.success
+    notify.evaluate(sensors.backup_success_email_sensor, done)
     result = notify.evaluate(sensors.backup_success_email_sensor, skipped)
-    assert "made no backup" in result.skip_message
-    assert notify.smtp.received == [] and notify.rows() == []
+    assert result.skip_message.startswith("backup success of run")
+    assert "the run made no backup (" in result.skip_message
+    assert "was already completed" in result.skip_message
+    assert notify.recipients_mailed() == sorted(RECIPIENTS)  # the run that made one
+    assert notify.smtp.received[0].fields["Trigger"] == 'schedule "nightly" (daily)'
 
 
 def test_sensor_ignores_runs_of_other_jobs(notify):
