@@ -44,6 +44,11 @@ EXPECTED = [
     ("schedule", "weekly_backup_schedule"),
     ("schedule", "monthly_backup_schedule"),
     ("schedule", "retention_cleanup_schedule"),
+    ("sensor", "backup_success_email_sensor"),
+    ("sensor", "backup_failure_email_sensor"),
+    ("sensor", "restore_success_email_sensor"),
+    ("sensor", "restore_failure_email_sensor"),
+    ("sensor", "email_outbox_sensor"),
 ]
 
 BACKUP_NOTE = "launched from the launchpad"
