@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from backup_pipeline.jobs import backup_job
+from backup_pipeline.jobs import backup_job, restore_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.storage import StorageResource
@@ -16,7 +16,7 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
-    jobs=[backup_job],
+    jobs=[backup_job, restore_job],
     resources={
         "database": DatabaseResource(url=dg.EnvVar("DATABASE_URL")),
         "storage": StorageResource(),

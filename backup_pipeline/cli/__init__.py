@@ -6,11 +6,11 @@ import argparse
 import sys
 import traceback
 
-from backup_pipeline.cli import backups, catalog
+from backup_pipeline.cli import backups, catalog, restore
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 
-COMMAND_MODULES = [catalog, backups]
+COMMAND_MODULES = [catalog, backups, restore]
 
 
 def build_parser() -> argparse.ArgumentParser:
