@@ -13,7 +13,6 @@ import dagster as dg
 from pydantic import Field
 
 from backup_pipeline.catalog import history
-from backup_pipeline.cli.dagster_run import QUIET_LOGGERS
 from backup_pipeline.ops.backup import _progress, _settings
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.storage import StorageResource
@@ -21,6 +20,9 @@ from backup_pipeline.restore import preview as preview_mod
 from backup_pipeline.restore import service
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.verify import CheckedArchive
+
+# the safety backup's run logs to the instance like any run, not to this run's console
+NESTED_RUN_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class RestoreConfig(dg.Config):
@@ -113,7 +115,7 @@ def safety_backup(
         from backup_pipeline.jobs import backup_job
 
         result = backup_job.execute_in_process(
-            run_config={**QUIET_LOGGERS, "ops": {"start_backup": {"config": {
+            run_config={**NESTED_RUN_LOGGERS, "ops": {"start_backup": {"config": {
                 "backup_type": "safety", "trigger": "restore",
                 "note": f"before restore {plan.restore_id}"}}}},
             instance=context.instance,

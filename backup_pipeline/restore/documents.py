@@ -72,6 +72,21 @@ def undo_exchange(staged: Path, live: Path, had_live: bool) -> None:
         os.rename(live, staged)
 
 
+def swap_problem(documents_dir: Path) -> str | None:
+    """Why the tree cannot be swapped by renaming it with a sibling, if it cannot."""
+    if os.path.ismount(documents_dir):
+        return (f"DOCUMENTS_DIR {documents_dir} is a mount point, and a restore swaps it with a "
+                "folder beside it: mount the volume one level up (for example at "
+                f"{documents_dir.parent}) and keep the documents in a folder inside it")
+    try:
+        if os.stat(documents_dir).st_dev != os.stat(documents_dir.parent).st_dev:
+            return (f"DOCUMENTS_DIR {documents_dir} is on another filesystem than its parent "
+                    "folder, where a restore stages the documents")
+    except FileNotFoundError:
+        pass
+    return None
+
+
 def prepare_staged_root(staged: Path, live: Path) -> None:
     """Give the staged root the live root's permissions (0755 when there is none)."""
     try:

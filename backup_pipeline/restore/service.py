@@ -46,6 +46,7 @@ class RestorePlan:
     dry_run: bool
     scope: str
     staging_dir: str
+    documents_dir: str
     documents_staging: str
     new_database: str
     old_database: str
@@ -67,12 +68,13 @@ class RestorePlan:
 def _plan(settings: Settings, row: dict[str, Any], backup: dict[str, Any], path: Path
           ) -> RestorePlan:
     live = database_name(settings.database_url)
+    docs = settings.documents_dir.resolve()  # a symlinked DOCUMENTS_DIR keeps its link
     return RestorePlan(
         restore_id=row["id"], backup_id=backup["id"], archive_path=str(path),
         archive_sha256=backup.get("sha256"), backup_type=backup["backup_type"],
         dry_run=row["dry_run"], scope=row["scope"],
         staging_dir=str(settings.backup_dir / RESTORE_STAGING / row["id"]),
-        documents_staging=str(documents.staging_path(settings.documents_dir, row["id"])),
+        documents_dir=str(docs), documents_staging=str(documents.staging_path(docs, row["id"])),
         new_database=database.sibling_name(live, "restore", row["id"]),
         old_database=database.sibling_name(live, "old", row["id"]),
     )
@@ -120,7 +122,7 @@ def _sweep_leftovers(settings: Settings, plan: RestorePlan) -> None:
         for entry in root.iterdir():
             if entry.name != plan.restore_id:
                 shutil.rmtree(entry, ignore_errors=True)
-    docs = settings.documents_dir
+    docs = Path(plan.documents_dir)
     prefix = f".{docs.name}.restore-"
     if docs.parent.is_dir():
         for entry in docs.parent.iterdir():
@@ -183,12 +185,17 @@ def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = No
             raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
         dump_to = documents_to = None
         if not plan.dry_run:
+            problem = plan.restores_documents and documents.swap_problem(
+                Path(plan.documents_dir))
+            if problem:
+                raise RestoreError(problem)
             ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
             os.mkdir(plan.staging_dir, 0o700)
             if plan.restores_database:
                 dump_to = Path(plan.staging_dir) / DUMP_FILE
             if plan.restores_documents:
                 documents_to = Path(plan.documents_staging)
+                documents_to.parent.mkdir(parents=True, exist_ok=True)
 
         def check_space(manifest: dict[str, Any]) -> None:
             short = [] if plan.dry_run else preview.space_needs(settings, manifest, plan.scope)
@@ -260,7 +267,7 @@ def swap(settings: Settings, plan: RestorePlan) -> dict[str, Any]:
     Until the final rename transaction commits, everything is undone on failure."""
     keep: set[str] = set()
     with failing(settings, plan, "swap", keep):
-        staged, live_docs = Path(plan.documents_staging), settings.documents_dir
+        staged, live_docs = Path(plan.documents_staging), Path(plan.documents_dir)
         if plan.restores_documents:
             documents.prepare_staged_root(staged, live_docs)
             os.sync()  # the staged files are on disk before they become the live tree
