@@ -133,7 +133,7 @@ def build(settings: Settings, *, restore_id: str, backup: dict[str, Any], scope:
         "live": {"database": describe(settings.database_url), "server_version": live_version,
                  "documents_dir": str(settings.documents_dir)},
         "verified": {"members": checked.members, "bytes_checked": checked.bytes_checked,
-                     "sql_bytes": checked.sql_bytes, "dump_complete": True},
+                     "sql_bytes": checked.sql_bytes, "dump_complete": checked.dump_complete},
         "tables": tables,
         "large_objects": {"archive": checked.large_objects, "live": live_lo},
         "documents": docs,

@@ -142,6 +142,8 @@ def _sweep_leftovers(settings: Settings, plan: RestorePlan) -> None:
 
 def cleanup(settings: Settings, plan: RestorePlan, keep: set[str] | None = None) -> None:
     """Drop what this restore staged; never touches the live database or documents."""
+    if plan.dry_run:
+        return  # a preview stages nothing
     keep = keep or set()
     if plan.restores_database:
         with suppress(Exception), database.admin_connect(settings.database_url) as admin:

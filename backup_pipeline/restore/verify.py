@@ -28,13 +28,9 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CL
 
 
 @dataclass
-class CheckedArchive:
+class CheckedArchive(reader.VerifyReport):
     """What one complete pass over an archive found (and where it staged things)."""
 
-    path: str
-    manifest: dict[str, Any]
-    members: int = 0
-    bytes_checked: int = 0
     sql_bytes: int = 0
     tables: dict[str, int] = field(default_factory=dict)
     large_objects: int = 0
@@ -192,6 +188,7 @@ def _check_member(member: reader.Member, result: CheckedArchive, scanner: DumpSc
     if checker is not None:
         checker.finish()
         result.sql_bytes = checker.sql_bytes
+        result.dump_complete = True
     else:
         result.documents += 1
         result.documents_bytes += member.size
