@@ -41,15 +41,22 @@ def services_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _service(start, services_dir: Path) -> str:
+    try:
+        return start(services_dir)
+    except local_services.ServiceError as exc:
+        pytest.exit(str(exc), returncode=1)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url(services_dir: Path) -> str:
     """URL of the server's `postgres` database, as a superuser."""
-    return local_services.find_or_start_postgres(services_dir)
+    return _service(local_services.find_or_start_postgres, services_dir)
 
 
 @pytest.fixture(scope="session")
 def redis_url(services_dir: Path) -> str:
-    return local_services.find_or_start_redis(services_dir)
+    return _service(local_services.find_or_start_redis, services_dir)
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ class ServiceError(RuntimeError):
     pass
 
 
+def _throwaway_only() -> bool:
+    """BP_THROWAWAY_SERVICES=1 ignores running servers: how a fresh machine behaves."""
+    return os.environ.get("BP_THROWAWAY_SERVICES") == "1"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +79,8 @@ def _as_postgres_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
-def start_postgres(data_root: Path) -> str:
+def start_postgres(data_root: Path, password: str | None = None) -> str:
+    """A cluster in data_root on a free port; with a password, TCP logins need it (scram)."""
     data_root.mkdir(parents=True, exist_ok=True)
     pgdata = data_root / "pgdata"
     port_file = data_root / "pg.port"
@@ -85,9 +91,18 @@ def start_postgres(data_root: Path) -> str:
     pg_ctl = _tool("pg_ctl", "postgresql")
     if not (pgdata / "PG_VERSION").exists():
         initdb = _tool("initdb", "postgresql")
-        subprocess.run(wrap + [initdb, "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = data_root / "pwfile"
+            pwfile.write_text(password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres")
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        subprocess.run(wrap + [initdb, "-D", str(pgdata), "-U", "postgres", *auth,
                                "-E", "UTF8", "--locale=C.UTF-8"],
                        check=True, stdout=subprocess.DEVNULL)
+        if password is not None:
+            pwfile.unlink()
     status = subprocess.run(wrap + [pg_ctl, "-D", str(pgdata), "status"],
                             capture_output=True)
     if status.returncode == 0 and port_file.exists():
@@ -106,7 +121,7 @@ def find_or_start_postgres(data_root: Path) -> str:
     env_url = os.environ.get("TEST_PG_URL")
     if env_url:
         return env_url
-    if postgres_answers(*DEFAULT_PG):
+    if not _throwaway_only() and postgres_answers(*DEFAULT_PG):
         return f"postgresql://postgres@{DEFAULT_PG[0]}:{DEFAULT_PG[1]}/postgres"
     return start_postgres(data_root)
 
@@ -124,7 +139,7 @@ def find_or_start_redis(data_root: Path) -> str:
     env_url = os.environ.get("TEST_REDIS_URL")
     if env_url:
         return env_url
-    if redis_answers(*DEFAULT_REDIS):
+    if not _throwaway_only() and redis_answers(*DEFAULT_REDIS):
         return f"redis://{DEFAULT_REDIS[0]}:{DEFAULT_REDIS[1]}/0"
     server = shutil.which("redis-server")
     if server is None:

@@ -39,6 +39,20 @@ class VerifyReport:
         return not self.problems
 
 
+class _MemberStream:
+    """A member's data; damage found while reading it is an ArchiveError, like any other."""
+
+    def __init__(self, raw: BinaryIO, archive_name: str):
+        self._raw = raw
+        self._archive_name = archive_name
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._raw.read(n)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"{self._archive_name} is damaged or truncated: {exc}") from None
+
+
 @dataclass
 class Member:
     """A member being read: its entry in the manifest and a stream of its data."""
@@ -46,9 +60,17 @@ class Member:
     name: str
     size: int
     expected_sha256: str
-    stream: BinaryIO
+    stream: _MemberStream
     mtime: int
     mode: int
+
+
+def _drain_to_end(gz: BinaryIO) -> None:
+    """Read past the tar end to the end of the last gzip member, so a truncated or damaged
+    tail is noticed; only zero padding may follow the tar end."""
+    while chunk := gz.read(CHUNK):
+        if chunk.strip(b"\0"):
+            raise ArchiveError("unexpected data after the end of the tar archive")
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
@@ -95,6 +117,15 @@ def _check_type(info: tarfile.TarInfo) -> None:
         raise ArchiveError(f"member {info.name!r} is {kind}; only regular files are allowed")
 
 
+def _first_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+    first = tar.next()
+    if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
+        raise ArchiveError("manifest.json is not the archive's first member")
+    if first.size > mf.MAX_MANIFEST_BYTES:
+        raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
+    return mf.parse(tar.extractfile(first).read())
+
+
 def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
     """Yield (manifest, member) for every listed member, in archive order, after checking
     its name, type and size; the caller reads `member.stream` (or not) before the next one.
@@ -106,12 +137,7 @@ def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
     try:
         with gz, tar:
             try:
-                first = tar.next()
-                if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
-                    raise ArchiveError("manifest.json is not the archive's first member")
-                if first.size > mf.MAX_MANIFEST_BYTES:
-                    raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
-                manifest = mf.parse(tar.extractfile(first).read())
+                manifest = _first_manifest(tar)
                 expected = {m["path"]: m for m in manifest["members"]}
                 seen: set[str] = set()
                 while (info := tar.next()) is not None:
@@ -131,13 +157,15 @@ def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
                             f"member {info.name!r} is {info.size} bytes, "
                             f"the manifest says {entry['size']}"
                         )
-                    yield manifest, Member(info.name, info.size, entry["sha256"],
-                                           tar.extractfile(info), int(info.mtime), info.mode)
+                    stream = _MemberStream(tar.extractfile(info), path.name)
+                    yield manifest, Member(info.name, info.size, entry["sha256"], stream,
+                                           int(info.mtime), info.mode)
                 missing = sorted(set(expected) - seen)
                 if missing:
                     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
                     raise ArchiveError(f"member {missing[0]!r}{more} listed in the manifest "
                                        "is missing from the archive")
+                _drain_to_end(gz)
             except _READ_ERRORS as exc:
                 raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
     except _READ_ERRORS as exc:
@@ -150,12 +178,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     gz, tar = _open(path)
     with gz, tar:
         try:
-            first = tar.next()
-            if first is None or first.name != mf.MANIFEST_NAME or not first.isreg():
-                raise ArchiveError("manifest.json is not the archive's first member")
-            if first.size > mf.MAX_MANIFEST_BYTES:
-                raise ArchiveError(f"manifest.json is too large ({first.size} bytes)")
-            return mf.parse(tar.extractfile(first).read())
+            return _first_manifest(tar)
         except _READ_ERRORS as exc:
             raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
 

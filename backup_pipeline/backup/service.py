@@ -80,11 +80,15 @@ def describe_error(exc: BaseException) -> str:
 def ensure_private_dir(path: Path) -> None:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
     except OSError as exc:
         raise BackupError(f"cannot create backup directory {path}: {exc.strerror}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise BackupError(f"backup directory {path} is not writable")
+    try:
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise BackupError(f"cannot make backup directory {path} private (mode 0700): "
+                          f"{exc.strerror}") from None
 
 
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
@@ -148,15 +152,23 @@ def failing(settings: Settings, plan: BackupPlan, *remove: str | None) -> Iterat
         raise
 
 
+def require_staging(plan: BackupPlan) -> Path:
+    """Steps that do not depend on each other run on after one fails; they stop here."""
+    staging = Path(plan.staging_dir)
+    if not staging.is_dir():
+        raise BackupError(f"backup {plan.backup_id} was abandoned: an earlier step failed")
+    return staging
+
+
 def dump(settings: Settings, plan: BackupPlan, progress: Progress | None = None) -> DumpResult:
     with failing(settings, plan):
-        return dump_database(settings, Path(plan.staging_dir), progress)
+        return dump_database(settings, require_staging(plan), progress)
 
 
 def documents(settings: Settings, plan: BackupPlan, progress: Progress | None = None
               ) -> DocumentsResult:
     with failing(settings, plan):
-        return collect_documents(settings.documents_dir, Path(plan.staging_dir), progress)
+        return collect_documents(settings.documents_dir, require_staging(plan), progress)
 
 
 def write_manifest(settings: Settings, plan: BackupPlan, dump_result: DumpResult,
@@ -174,7 +186,7 @@ def write_manifest(settings: Settings, plan: BackupPlan, dump_result: DumpResult
                     "sql_bytes": dump_result.sql_bytes},
             members=members,
         )
-        path = Path(plan.staging_dir) / mf.MANIFEST_NAME
+        path = require_staging(plan) / mf.MANIFEST_NAME
         with create_private(path) as f:
             f.write(mf.encode(manifest))
         return str(path)
@@ -215,9 +227,8 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
              docs: DocumentsResult, progress: Progress | None = None) -> ArchiveResult:
     """Write the archive under a temporary name, fsync it, verify it, then publish it."""
     progress = progress or Progress()
-    staging = Path(plan.staging_dir)
-    temp = staging / "archive.tar.gz.partial"
     with failing(settings, plan):
+        temp = require_staging(plan) / "archive.tar.gz.partial"
         progress.set_phase("writing archive")
         with create_private(temp) as raw:
             out = HashingWriter(raw)

@@ -97,13 +97,14 @@ def complete(database_url: str, backup_id: str, **fields: Any) -> dict[str, Any]
 
 
 def fail(database_url: str, backup_id: str, error: str) -> None:
-    """Mark a backup failed; never fails itself, since it runs while handling another error."""
+    """Mark a backup failed. The first reason stays: later steps failing in its wake do not
+    overwrite it."""
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE backup.backup_history SET status = 'failed', error_message = %s,"
             " file_name = NULL, completed_at = now(),"
             " duration_seconds = extract(epoch FROM now() - started_at)"
-            " WHERE id = %s AND status <> 'completed'",
+            " WHERE id = %s AND status IN ('pending', 'in_progress')",
             (error[:2000], backup_id),
         )
 

@@ -6,21 +6,26 @@ import argparse
 import sys
 import traceback
 
-from backup_pipeline.cli import backups, catalog, restore
+from backup_pipeline.cli import backups, catalog, restore, schedules
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 
-COMMAND_MODULES = [catalog, backups, restore]
+COMMAND_MODULES = [catalog, backups, schedules, restore]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser = argparse.ArgumentParser(
-        prog="backup-pipeline", parents=[common],
+        prog="backup-pipeline",
         description="Backup and restore of the application database and documents.",
     )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # the same options after the command; SUPPRESS keeps them from resetting the ones before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON object on stdout")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub, common)
@@ -47,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backup-pipeline: error: {type(exc).__name__}: {message} (run with --debug "
               "for details)", file=sys.stderr)
         return 1
-    return emit(result, as_json=args.json)
+    try:
+        return emit(result, as_json=args.json)
+    except BrokenPipeError:  # `backup-pipeline list | head`: the reader left, nothing to say
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

@@ -112,14 +112,18 @@ def safety_backup(
     settings = _settings(database, storage)
 
     def run_backup_job() -> dict:
+        from backup_pipeline.definitions import defs
         from backup_pipeline.jobs import backup_job
+
+        # this run's own database and storage, the definitions' resources for the rest
+        resources = {**defs.resources, "database": database, "storage": storage}
 
         result = backup_job.execute_in_process(
             run_config={**NESTED_RUN_LOGGERS, "ops": {"start_backup": {"config": {
                 "backup_type": "safety", "trigger": "restore",
                 "note": f"before restore {plan.restore_id}"}}}},
             instance=context.instance,
-            resources={"database": database, "storage": storage},
+            resources=resources,
             tags={"backup_pipeline/trigger": "restore",
                   "backup_pipeline/restore_id": plan.restore_id,
                   "backup_pipeline/parent_run_id": context.run_id},

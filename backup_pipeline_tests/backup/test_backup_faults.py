@@ -1,0 +1,193 @@
+"""Every way a backup can fail: one clear line, a failed row, no archive or temporary file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from backup_pipeline.catalog import history
+from backup_pipeline.catalog.migrate import migrate
+from backup_pipeline.postgres import with_database
+from backup_pipeline_tests.conftest import AppEnv, local_services, make_dagster_home
+from backup_pipeline_tests.helpers import leftovers, run_backup_job, run_cli
+
+SETPRIV = shutil.which("setpriv")
+DROP_DAC = ["--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def assert_failed_cleanly(app_env: AppEnv, done: subprocess.CompletedProcess, reason: str):
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert reason in lines[0]
+    assert done.stdout == ""
+    assert leftovers(app_env.backup_dir) == []
+    rows = history.list_page(app_env.database_url)["items"]
+    assert [r["status"] for r in rows] == ["failed"]
+    assert reason in rows[0]["error_message"]
+    assert "\n" not in rows[0]["error_message"]
+
+
+def fake_pg_dump(folder: Path, body: str) -> Path:
+    """A pg_dump in its own folder (for PG_BIN_DIR) that misbehaves as the body says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    real = shutil.which("pg_dump")
+    script = folder / "pg_dump"
+    script.write_text(f"#!/bin/bash\nREAL={real}\n"
+                      'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi\n' + body)
+    script.chmod(0o755)
+    return folder
+
+
+def test_database_unreachable(app_env: AppEnv):
+    env = app_env.environ()
+    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/nowhere"
+    done = run_cli("backup", env=env)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot connect to postgres@127.0.0.1:1/nowhere" \
+        in done.stderr
+    assert leftovers(app_env.backup_dir) == []
+
+
+def test_database_unreachable_fails_the_dagster_run(app_env: AppEnv, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    result = run_backup_job()
+    assert not result.success
+    assert leftovers(app_env.backup_dir) == []
+
+
+def test_pg_dump_missing(app_env: AppEnv, tmp_path: Path):
+    env = {**app_env.environ(), "PG_BIN_DIR": str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    assert_failed_cleanly(app_env, run_cli("backup", env=env), "pg_dump not found")
+
+
+def test_pg_dump_fails_mid_stream(app_env: AppEnv, tmp_path: Path):
+    folder = fake_pg_dump(tmp_path / "bin", '"$REAL" "$@" | head -c 200000\n'
+                          'echo "pg_dump: error: query failed: server closed the connection '
+                          'unexpectedly" >&2\nexit 1\n')
+    env = {**app_env.environ(), "PG_BIN_DIR": str(folder)}
+    assert_failed_cleanly(app_env, run_cli("backup", env=env),
+                          "server closed the connection unexpectedly")
+
+
+def test_pg_dump_output_cut_short_without_error(app_env: AppEnv, tmp_path: Path):
+    folder = fake_pg_dump(tmp_path / "bin", '"$REAL" "$@" | head -c 200000\nexit 0\n')
+    env = {**app_env.environ(), "PG_BIN_DIR": str(folder)}
+    assert_failed_cleanly(app_env, run_cli("backup", env=env), "completion line is missing")
+
+
+def test_documents_dir_missing(app_env: AppEnv, tmp_path: Path):
+    env = {**app_env.environ(), "DOCUMENTS_DIR": str(tmp_path / "no-such-folder")}
+    assert_failed_cleanly(app_env, run_cli("backup", env=env), "does not exist")
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is not installed")
+def test_document_unreadable(app_env: AppEnv):
+    secret = app_env.documents_dir / "1002" / "locked.txt"
+    secret.write_text("private")
+    secret.chmod(0)
+    done = subprocess.run([SETPRIV, *DROP_DAC, str(Path(run_cli.__globals__["CLI"])), "backup"],
+                          capture_output=True, text=True, env=app_env.environ())
+    assert_failed_cleanly(app_env, done, "cannot read document '1002/locked.txt': "
+                                         "Permission denied")
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is not installed")
+def test_backup_dir_not_writable(app_env: AppEnv):
+    app_env.backup_dir.mkdir(mode=0o500)
+    done = subprocess.run([SETPRIV, *DROP_DAC, str(Path(run_cli.__globals__["CLI"])), "backup"],
+                          capture_output=True, text=True, env=app_env.environ())
+    app_env.backup_dir.chmod(0o700)
+    assert_failed_cleanly(app_env, done, "not writable")
+
+
+def test_backup_dir_cannot_be_created(app_env: AppEnv, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**app_env.environ(), "BACKUP_DIR": str(blocker / "backups")}
+    done = run_cli("backup", env=env)
+    assert done.returncode == 1 and "cannot create backup directory" in done.stderr
+    rows = history.list_page(app_env.database_url)["items"]
+    assert [r["status"] for r in rows] == ["failed"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs",
+                           str(mount_point)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full(app_env: AppEnv, tiny_disk: Path):
+    app_env.backup_dir = tiny_disk / "backups"
+    done = run_cli("backup", env=app_env.environ())
+    assert_failed_cleanly(app_env, done, "disk is full")
+    assert list(tiny_disk.rglob("*.partial")) == []
+
+
+@pytest.fixture(scope="module")
+def password_server():
+    """A throwaway cluster whose TCP logins need a password (scram-sha-256)."""
+    folder = Path(tempfile.mkdtemp(prefix="bp-pw-"))
+    try:
+        url = local_services.start_postgres(folder, password="S3cret-Pw-4711")
+    except Exception as exc:  # noqa: BLE001 - no initdb here: say why and skip
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL cluster with password logins: {exc}")
+    yield url.replace("postgres@", "postgres:S3cret-Pw-4711@")
+    local_services.stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_wrong_password(password_server: str, tmp_path: Path, app_env: AppEnv):
+    env = {**app_env.environ(),
+           "DATABASE_URL": password_server.replace("S3cret-Pw-4711", "wrong-password")}
+    done = run_cli("backup", env=env)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "password authentication failed" in done.stderr
+    assert "wrong-password" not in done.stderr
+    assert leftovers(app_env.backup_dir) == []
+
+
+def test_password_never_on_a_command_line_or_in_logs(password_server: str, tmp_path: Path,
+                                                     app_env: AppEnv):
+    password = "S3cret-Pw-4711"
+    url = with_database(password_server, "postgres")
+    migrate(url)
+    argv_log = tmp_path / "argv.log"
+    folder = fake_pg_dump(tmp_path / "bin", f'cat /proc/$$/cmdline | tr "\\0" " " >> {argv_log}\n'
+                          'exec "$REAL" "$@"\n')
+    home = make_dagster_home(tmp_path / "home")
+    env = {**app_env.environ(), "DATABASE_URL": url, "PG_BIN_DIR": str(folder),
+           "DAGSTER_HOME": str(home)}
+    done = run_cli("--json", "backup", env=env)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "completed"
+    assert "--dbname=" in argv_log.read_text()
+    assert password not in argv_log.read_text()
+    assert password not in done.stdout + done.stderr
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        logs = instance.all_logs(record["dagster_run_id"])
+        assert logs and not any(password in (e.message or "") for e in logs)
+        assert not any(password in str(e.dagster_event) for e in logs)
+    for path in home.rglob("*"):
+        if path.is_file() and path.suffix in (".log", ".out", ".err", ".txt"):
+            assert password not in path.read_text(errors="replace")
+    assert os.stat(app_env.backup_dir / record["file_name"]).st_mode & 0o777 == 0o600
+    assert stat.S_IMODE(app_env.backup_dir.stat().st_mode) == 0o700
