@@ -110,7 +110,8 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
                       scope=scope, trigger=trigger, run_id=run_id)
     plan = _plan(settings, row, backup, path)
     if not dry_run:
-        _sweep_leftovers(settings, plan)
+        with suppress(OSError, RestoreError, psycopg.Error):
+            _sweep_leftovers(settings, plan)
     return plan
 
 
@@ -129,13 +130,13 @@ def _sweep_leftovers(settings: Settings, plan: RestorePlan) -> None:
             if entry.name.startswith(prefix) and entry.name != Path(plan.documents_staging).name:
                 shutil.rmtree(entry, ignore_errors=True)
     live = database_name(settings.database_url)
-    with suppress(RestoreError, psycopg.Error), \
-            database.admin_connect(settings.database_url) as admin:
+    with database.admin_connect(settings.database_url) as admin:
         for kind in ("restore", "old"):
-            pattern = database.sibling_name(live, kind, "0" * 8)[:-8]
+            prefix = database.sibling_name(live, kind, "0" * 8)[:-8]
             for (name,) in admin.execute(
                     "SELECT datname FROM pg_database WHERE left(datname, %s) = %s"
-                    " AND datname ~ '[0-9a-f]{8}$'", (len(pattern), pattern)).fetchall():
+                    " AND length(datname) = %s AND right(datname, 8) ~ '^[0-9a-f]{8}$'",
+                    (len(prefix), prefix, len(prefix) + 8)).fetchall():
                 if name not in (plan.new_database, plan.old_database):
                     database.drop(admin, name)
 
