@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from backup_pipeline.jobs import backup_job, retention_job
+from backup_pipeline.jobs import backup_job, restore_job, retention_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.schedule_lock import ScheduleLockResource
@@ -20,7 +20,7 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
-    jobs=[backup_job, retention_job],
+    jobs=[backup_job, restore_job, retention_job],
     schedules=all_schedules(),
     sensors=email_sensors,
     resources={

@@ -21,6 +21,7 @@ from backup_pipeline.archive import manifest as mf
 from backup_pipeline.errors import ArchiveError
 
 CHUNK = 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, isal_zlib.error)
 
 
@@ -72,10 +73,33 @@ def _drain_to_end(gz: BinaryIO) -> None:
             raise ArchiveError("unexpected data after the end of the tar archive")
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads pax and GNU long-name headers whole into memory (and parses pax slowly):
+    a 1 MB archive declaring a 300 MB pax header pins a reader for minutes. Refuse big ones."""
+
+    def _check_header_size(self) -> None:
+        if self.size > MAX_HEADER_BYTES:
+            raise ArchiveError(f"the archive has a {self.size}-byte extended tar header "
+                               f"(limit {MAX_HEADER_BYTES}): damaged or a decompression bomb")
+
+    def _proc_pax(self, tarfile_):
+        self._check_header_size()
+        return super()._proc_pax(tarfile_)
+
+    def _proc_gnulong(self, tarfile_):
+        self._check_header_size()
+        return super()._proc_gnulong(tarfile_)
+
+    def _proc_sparse(self, tarfile_):
+        raise ArchiveError(f"member {self.name!r} is a GNU sparse file; only regular files "
+                           "are allowed")
+
+
 def _open(path: Path) -> tuple[BinaryIO, tarfile.TarFile]:
     try:
         gz = igzip.open(path, "rb")
-        return gz, tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict")
+        return gz, tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict",
+                                tarinfo=_BoundedTarInfo)
     except FileNotFoundError:
         raise ArchiveError(f"archive {path} does not exist") from None
     except _READ_ERRORS as exc:

@@ -38,6 +38,7 @@ from backup_pipeline.catalog import history
 from backup_pipeline.errors import BackupError, BackupPipelineError
 from backup_pipeline.postgres import one_line
 from backup_pipeline.progress import Progress
+from backup_pipeline.restore.runs import refuse_during_restore
 from backup_pipeline.settings import ARCHIVE_PREFIX, Settings
 
 STAGING = ".staging"
@@ -92,7 +93,12 @@ def ensure_private_dir(path: Path) -> None:
 
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
           note: str | None = None, run_id: str | None = None) -> BackupPlan:
-    """Record the backup as in progress, then prepare its private staging directory."""
+    """Record the backup as in progress, then prepare its private staging directory.
+
+    Refused while a restore runs (its own safety backup excepted): the restore swaps the
+    database and documents underneath."""
+    if backup_type != "safety":
+        refuse_during_restore(settings.database_url, f"a {backup_type} backup")
     row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
                          schedule_id=schedule_id, note=note, dagster_run_id=run_id)
     plan = BackupPlan(row["id"], backup_type, trigger, row["started_at"],

@@ -38,6 +38,7 @@ RUN_TIMEOUT_S = 90
 # and the definitions in step.
 EXPECTED = [
     ("job", "backup_job"),
+    ("job", "restore_job"),
     ("job", "retention_job"),
     ("schedule", "hourly_backup_schedule"),
     ("schedule", "daily_backup_schedule"),
