@@ -20,8 +20,8 @@ from backup_pipeline.ops.backup import (
 )
 def backup_job():
     plan = start_backup()
-    dump = dump_database(plan)
-    documents = collect_documents(plan)
+    documents = collect_documents(plan)  # on a background thread while pg_dump runs
+    dump = dump_database(plan, documents)
     manifest = write_manifest(plan, dump, documents)
-    archive = build_archive(plan, manifest, dump, documents)
-    record_backup(plan, dump, documents, archive)
+    archive = build_archive(plan, manifest, dump)
+    record_backup(plan, dump, manifest, archive)

@@ -1,8 +1,9 @@
 """Reading and verifying archives in one streaming pass.
 
-ISA-L's gzip reader handles concatenated members, then tarfile reads the tar stream
-sequentially; manifest.json must come first, so every member's size is known before its data
-is read and nothing unlisted or oversized is ever consumed blindly.
+ISA-L's gzip reader handles concatenated members (decompressing on a thread of its own, so
+hashing and decompressing overlap), then tarfile reads the tar stream sequentially;
+manifest.json must come first, so every member's size is known before its data is read and
+nothing unlisted or oversized is ever consumed blindly.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from isal import igzip, isal_zlib
+from isal import igzip_threaded, isal_zlib
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.errors import ArchiveError
@@ -74,12 +75,24 @@ def _drain_to_end(gz: BinaryIO) -> None:
 
 def _open(path: Path) -> tuple[BinaryIO, tarfile.TarFile]:
     try:
-        gz = igzip.open(path, "rb")
-        return gz, tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict")
+        gz = igzip_threaded.open(path, "rb", threads=1, block_size=CHUNK)
     except FileNotFoundError:
         raise ArchiveError(f"archive {path} does not exist") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    try:
+        return gz, tarfile.open(fileobj=gz, mode="r|", encoding="utf-8", errors="strict")
     except _READ_ERRORS as exc:
+        gz.close()
         raise ArchiveError(f"{path.name} is not a readable .tar.gz: {exc}") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_type(info: tarfile.TarInfo) -> None:

@@ -6,7 +6,6 @@ import dagster as dg
 from pydantic import Field
 
 from backup_pipeline.backup import service
-from backup_pipeline.backup.documents import DocumentsResult
 from backup_pipeline.backup.dump import DumpResult
 from backup_pipeline.progress import Progress
 from backup_pipeline.resources.database import DatabaseResource
@@ -48,10 +47,23 @@ def start_backup(
     return plan
 
 
-@dg.op(description="pg_dump (plain, schema backup excluded) through ISA-L gzip to staging.")
-def dump_database(
+@dg.op(description="Start archiving every document under DOCUMENTS_DIR (each hashed as it is "
+       "read) on a background thread; dump_database runs meanwhile, write_manifest waits for it.")
+def collect_documents(
     context: dg.OpExecutionContext, plan: service.BackupPlan, database: DatabaseResource,
     storage: StorageResource,
+) -> service.DocumentsStarted:
+    settings = _settings(database, storage)
+    started = service.start_documents(settings, plan)
+    context.add_output_metadata({"documents_dir": str(settings.documents_dir)})
+    return started
+
+
+@dg.op(description="pg_dump (plain, schema backup excluded) through ISA-L gzip to staging, "
+       "while the documents are archived; stops early if they fail.")
+def dump_database(
+    context: dg.OpExecutionContext, plan: service.BackupPlan,
+    documents: service.DocumentsStarted, database: DatabaseResource, storage: StorageResource,
 ) -> DumpResult:
     result = service.dump(_settings(database, storage), plan, _progress(context))
     context.add_output_metadata({
@@ -62,37 +74,31 @@ def dump_database(
     return result
 
 
-@dg.op(description="Archive every document under DOCUMENTS_DIR, hashing each as it is read.")
-def collect_documents(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, database: DatabaseResource,
-    storage: StorageResource,
-) -> DocumentsResult:
-    result = service.documents(_settings(database, storage), plan, _progress(context))
-    for skipped in result.skipped:
-        context.log.warning(f"document not archived: {skipped}")
-    context.add_output_metadata({
-        "documents": result.count, "documents_bytes": result.bytes,
-        "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
-    })
-    return result
-
-
-@dg.op(description="Write manifest.json: versions, and every member's path, size and sha256.")
+@dg.op(description="Wait for the documents, then write manifest.json: versions, and every "
+       "member's path, size and sha256.")
 def write_manifest(
-    plan: service.BackupPlan, dump: DumpResult, documents: DocumentsResult,
-    database: DatabaseResource, storage: StorageResource,
-) -> str:
-    return service.write_manifest(_settings(database, storage), plan, dump, documents)
+    context: dg.OpExecutionContext, plan: service.BackupPlan, dump: DumpResult,
+    documents: service.DocumentsStarted, database: DatabaseResource, storage: StorageResource,
+) -> service.ManifestResult:
+    settings = _settings(database, storage)
+    docs = service.finish_documents(settings, plan)
+    for skipped in docs.skipped:
+        context.log.warning(f"document not archived: {skipped}")
+    path = service.write_manifest(settings, plan, dump, docs)
+    context.add_output_metadata({
+        "documents": docs.count, "documents_bytes": docs.bytes,
+        "skipped": len(docs.skipped), "documents_seconds": round(docs.seconds, 3),
+    })
+    return service.ManifestResult(path, docs)
 
 
 @dg.op(description="Assemble the .tar.gz, fsync and verify it, then give it its final name.")
 def build_archive(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest_path: str,
-    dump: DumpResult, documents: DocumentsResult, database: DatabaseResource,
-    storage: StorageResource,
+    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
+    dump: DumpResult, database: DatabaseResource, storage: StorageResource,
 ) -> service.ArchiveResult:
-    archive = service.assemble(_settings(database, storage), plan, manifest_path, dump,
-                               documents, _progress(context))
+    archive = service.assemble(_settings(database, storage), plan, manifest.path, dump,
+                               manifest.documents, _progress(context))
     context.add_output_metadata({"archive": archive.file_name, "archive_bytes": archive.size,
                                  "sha256": archive.sha256})
     return archive
@@ -101,10 +107,10 @@ def build_archive(
 @dg.op(description="Mark the backup completed in the catalog and materialize its asset.")
 def record_backup(
     context: dg.OpExecutionContext, plan: service.BackupPlan, dump: DumpResult,
-    documents: DocumentsResult, archive: service.ArchiveResult, database: DatabaseResource,
-    storage: StorageResource,
+    manifest: service.ManifestResult, archive: service.ArchiveResult,
+    database: DatabaseResource, storage: StorageResource,
 ) -> dict:
-    row = service.record(_settings(database, storage), plan, dump, documents, archive)
+    row = service.record(_settings(database, storage), plan, dump, manifest.documents, archive)
     context.log_event(dg.AssetMaterialization(
         asset_key=BACKUP_ASSET,
         description=f"{row['backup_type']} backup {row['file_name']}",
