@@ -23,5 +23,5 @@ def backup_job():
     documents = collect_documents(plan)  # on a background thread while pg_dump runs
     dump = dump_database(plan, documents)
     manifest = write_manifest(plan, dump, documents)
-    archive = build_archive(plan, manifest, dump)
-    record_backup(plan, dump, manifest, archive)
+    archive = build_archive(plan, manifest)
+    record_backup(plan, manifest, archive)

@@ -22,7 +22,8 @@ from backup_pipeline.postgres import client_env, with_database
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "scripts" / "demo_schema.sql"
-VERSION = 1
+FILL = Path(__file__).resolve().parent / "fill.sql"
+VERSION = 2
 # demo_schema.sql rows per bench scale unit: ~270 MB of plain dump at scale 1 (fuel logs and
 # maintenance records dominate); documents: ~3 MB per user folder, ~260 MB at scale 1.
 SCHEMA_SCALE_PER_UNIT = 770
@@ -211,7 +212,8 @@ def ensure(server_url: str, cache: Path, scale: float, name: str | None = None,
     ds.documents, ds.documents_bytes, ds.compressible_bytes, rows = build_documents(docs, users)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    _psql_file(ds.database_url, SCHEMA, scale=str(max(1, round(SCHEMA_SCALE_PER_UNIT * scale))))
+    _psql_file(ds.database_url, SCHEMA, scale="0")  # the tables only
+    _psql_file(ds.database_url, FILL, scale=str(max(1, round(SCHEMA_SCALE_PER_UNIT * scale))))
     with psycopg.connect(ds.database_url) as conn, conn.cursor() as cur, cur.copy(
             "COPY documents (user_id, file_name, storage_key, size_bytes) FROM STDIN") as copy:
         for row in rows:

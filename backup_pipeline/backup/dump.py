@@ -8,9 +8,10 @@ waits for compression and assembling the archive later only appends the file.
 from __future__ import annotations
 
 import fcntl
+import select
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from backup_pipeline.progress import Progress
 from backup_pipeline.settings import Settings
 
 CATALOG_SCHEMA = "backup"
+CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,27 @@ def _widen_pipe(pipe) -> None:
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
 
 
+def _output(pipe, check: Callable[[], None] | None) -> Iterator[bytes]:
+    """What pg_dump writes, as it comes; `check` runs at least every CHECK_SECONDS, even
+    while pg_dump writes nothing (waiting for a lock, say)."""
+    poller = select.poll()
+    poller.register(pipe.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+    while True:
+        if check is not None:
+            check()
+        if not poller.poll(int(CHECK_SECONDS * 1000)):
+            continue
+        chunk = pipe.read(CHUNK)  # an unbuffered pipe: what is there, up to CHUNK
+        if not chunk:
+            return
+        yield chunk
+
+
 def dump_database(settings: Settings, staging: Path, progress: Progress | None = None,
                   check: Callable[[], None] | None = None) -> DumpResult:
     """Write the dump entry to `staging/database.segment`; fail if pg_dump fails or its
-    output is incomplete. `check`, called for every chunk, may raise to stop the dump."""
+    output is incomplete. `check`, called for every chunk and while pg_dump is silent, may raise
+    to stop the dump."""
     progress = progress or Progress()
     pg_dump = settings.pg_tool("pg_dump")
     with connect(settings.database_url) as conn:
@@ -119,7 +138,7 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
         with open(stderr_path, "wb") as err_file, create_private(target) as out:
             try:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, env=env,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, bufsize=0)
             except OSError as exc:
                 raise BackupError(f"cannot start pg_dump: {exc.strerror}") from None
             _widen_pipe(proc.stdout)
@@ -127,13 +146,11 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
             try:
                 with igzip_threaded.open(entry, "wb", compresslevel=LEVEL_COMPRESS, threads=1,
                                          block_size=CHUNK) as gz:
-                    while chunk := proc.stdout.read(CHUNK):
+                    for chunk in _output(proc.stdout, check):
                         sql_bytes += len(chunk)
                         tail = (tail + chunk[-256:])[-256:]
                         gz.write(chunk)
                         progress.add_bytes(len(chunk))
-                        if check is not None:
-                            check()
                 returncode = proc.wait()
             finally:
                 if proc.poll() is None:

@@ -76,7 +76,10 @@ class DocumentsStarted:
 
 @dataclass(frozen=True)
 class ManifestResult:
+    """The manifest and what it describes: all that the archive and the record need."""
+
     path: str
+    dump: DumpResult
     documents: DocumentsResult
 
 

@@ -89,15 +89,15 @@ def write_manifest(
         "documents": docs.count, "documents_bytes": docs.bytes,
         "skipped": len(docs.skipped), "documents_seconds": round(docs.seconds, 3),
     })
-    return service.ManifestResult(path, docs)
+    return service.ManifestResult(path, dump, docs)
 
 
 @dg.op(description="Assemble the .tar.gz, fsync and verify it, then give it its final name.")
 def build_archive(
     context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
-    dump: DumpResult, database: DatabaseResource, storage: StorageResource,
+    database: DatabaseResource, storage: StorageResource,
 ) -> service.ArchiveResult:
-    archive = service.assemble(_settings(database, storage), plan, manifest.path, dump,
+    archive = service.assemble(_settings(database, storage), plan, manifest.path, manifest.dump,
                                manifest.documents, _progress(context))
     context.add_output_metadata({"archive": archive.file_name, "archive_bytes": archive.size,
                                  "sha256": archive.sha256})
@@ -106,11 +106,11 @@ def build_archive(
 
 @dg.op(description="Mark the backup completed in the catalog and materialize its asset.")
 def record_backup(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, dump: DumpResult,
-    manifest: service.ManifestResult, archive: service.ArchiveResult,
-    database: DatabaseResource, storage: StorageResource,
+    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
+    archive: service.ArchiveResult, database: DatabaseResource, storage: StorageResource,
 ) -> dict:
-    row = service.record(_settings(database, storage), plan, dump, manifest.documents, archive)
+    row = service.record(_settings(database, storage), plan, manifest.dump, manifest.documents,
+                         archive)
     context.log_event(dg.AssetMaterialization(
         asset_key=BACKUP_ASSET,
         description=f"{row['backup_type']} backup {row['file_name']}",
