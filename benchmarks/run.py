@@ -252,7 +252,8 @@ def report(ctx: Context, results: dict[str, Result], args, machine: dict, loads:
         "",
         f"Dataset: database {_mb(data.database_bytes)} MB (plain dump {_mb(data.dump_bytes)} MB), "
         f"{data.documents:,} documents {_mb(data.documents_bytes)} MB "
-        f"({100 * data.compressible_bytes / max(1, data.documents_bytes):.0f}% compressible).",
+        f"({100 * data.compressible_bytes / max(1, data.documents_bytes):.0f}% compressible). "
+        f"Dagster instance storage: {args.dagster_storage}.",
         "",
         "| measurement | time (s) | range (s) | process (s) | peak memory (MB) | archive (MB) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -294,6 +295,9 @@ def main() -> int:
     parser.add_argument("--database-name", default=None,
                         help="name of the dataset's database (default bench_s<scale>); the "
                         "empty one is NAME_empty (default bench_empty)")
+    parser.add_argument("--dagster-storage", choices=["sqlite", "postgres"], default="sqlite",
+                        help="storage of the temporary Dagster instance (default: SQLite files, "
+                        "as a local DAGSTER_HOME has)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     args = parser.parse_args()
 
@@ -304,7 +308,7 @@ def main() -> int:
     work = cache / "work"
     shutil.rmtree(work, ignore_errors=True)
     (work / "dagster").mkdir(parents=True)
-    (work / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (work / "dagster" / "dagster.yaml").write_text(dagster_yaml(args.dagster_storage, server_url))
     ctx = Context(server_url, work, data, empty, work / "dagster")
     wanted = set(args.only.split(",")) if args.only else None
     cases = [c for c in CASES if wanted is None or c.key in wanted]
@@ -325,6 +329,29 @@ def main() -> int:
             key: {"samples": [s.__dict__ | {"stdout": "", "stderr": ""} for s in r.samples],
                   "extras": r.extras} for key, r in results.items()}, indent=1))
     return 0
+
+
+def dagster_yaml(storage: str, server_url: str) -> str:
+    """The temporary instance's config: SQLite files (the local default) or PostgreSQL (as a
+    deployment would have), in a database of its own that is emptied first."""
+    config = "telemetry:\n  enabled: false\n"
+    if storage == "sqlite":
+        return config
+    name = "bench_dagster"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    params = dict(part.split("=", 1) for part in url.split())
+    return config + (
+        "storage:\n  postgres:\n    postgres_db:\n"
+        f"      hostname: {params.get('host', '127.0.0.1')}\n"
+        f"      port: {params.get('port', '5432')}\n"
+        f"      username: {params.get('user', 'postgres')}\n"
+        f"      password: \"{params.get('password', '')}\"\n"
+        f"      db_name: {name}\n"
+        # SQLAlchemy 2.1 defaults to psycopg 3, whose NOTIFY dagster-postgres cannot use
+        "      scheme: postgresql+psycopg2\n")
 
 
 def history_cleanup(ds: dataset.Dataset) -> None:
