@@ -3,6 +3,8 @@
 Peak memory is the largest sum of the resident set sizes of the command and all its
 descendants seen at one moment (sampled every 50 ms), so a pipeline counts every program in
 it (pg_dump included); `max_process_mb` is the kernel's exact peak of the largest single one.
+`cpu` is the user and system time of the command and its descendants (not the database
+server's).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ SAMPLE_SECONDS = 0.05
 @dataclass
 class Sample:
     wall: float
+    cpu: float
     peak_mb: float
     max_process_mb: float
     returncode: int
@@ -90,7 +93,8 @@ def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Sample(wall, peak / 1e6, usage.ru_maxrss * 1024 / 1e6, proc.returncode,
+        cpu = usage.ru_utime + usage.ru_stime
+        return Sample(wall, cpu, peak / 1e6, usage.ru_maxrss * 1024 / 1e6, proc.returncode,
                       out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
