@@ -46,7 +46,8 @@ def _summary(row: dict, seconds: float) -> dict:
     from backup_pipeline.settings import Settings
 
     path = Settings.from_env().backup_dir / row["file_name"]
-    return {"seconds": seconds, "archive_path": str(path), "archive_bytes": row["size_bytes"]}
+    return {"seconds": seconds, "archive_path": str(path), "backup_id": str(row["id"]),
+            "archive_bytes": row["size_bytes"]}
 
 
 OPERATIONS = {"backup-dagster": backup_dagster, "backup-service": backup_service}
