@@ -2,10 +2,12 @@
 
 import dagster as dg
 
-from backup_pipeline.jobs import backup_job
+from backup_pipeline.jobs import backup_job, retention_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.schedule_lock import ScheduleLockResource
 from backup_pipeline.resources.storage import StorageResource
+from backup_pipeline.schedules import all_schedules
 
 backup_asset = dg.AssetSpec(
     BACKUP_ASSET,
@@ -16,9 +18,11 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
-    jobs=[backup_job],
+    jobs=[backup_job, retention_job],
+    schedules=all_schedules(),
     resources={
         "database": DatabaseResource(url=dg.EnvVar("DATABASE_URL")),
         "storage": StorageResource(),
+        "schedule_lock": ScheduleLockResource(),
     },
 )

@@ -1,7 +1,10 @@
 """Dagster jobs. In-process executor: a subprocess per step would cost about 2 s each."""
 
+import os
+
 import dagster as dg
 
+from backup_pipeline.errors import ConfigError
 from backup_pipeline.ops.backup import (
     build_archive,
     collect_documents,
@@ -10,18 +13,45 @@ from backup_pipeline.ops.backup import (
     start_backup,
     write_manifest,
 )
+from backup_pipeline.ops.retention import retention_sweep, schedule_retention
+from backup_pipeline.postgres import database_name
+
+KIND_TAG = "backup_pipeline/kind"
+DATABASE_TAG = "backup_pipeline/database"
+
+
+def run_tags(kind: str) -> dict[str, str]:
+    """Tags every job of ours carries onto its runs. The run queue (deploy/dagster.yaml) allows
+    one run per DATABASE_TAG value and one run with kind `restore`, so runs that touch the same
+    database (backup, restore, retention) wait for each other instead of overlapping."""
+    try:
+        database = database_name(os.environ.get("DATABASE_URL", ""))
+    except ConfigError:
+        database = ""
+    return {KIND_TAG: kind, DATABASE_TAG: database or "unset"}
 
 
 @dg.job(
     executor_def=dg.in_process_executor,
     description="One backup of DATABASE_URL and DOCUMENTS_DIR into a verified .tar.gz in "
     "BACKUP_DIR: manual, scheduled or safety (before a restore).",
-    tags={"backup_pipeline/kind": "backup"},
+    tags=run_tags("backup"),
 )
 def backup_job():
-    plan = start_backup()
+    plan, _skipped = start_backup()
     documents = collect_documents(plan)  # on a background thread while pg_dump runs
     dump = dump_database(plan, documents)
     manifest = write_manifest(plan, dump, documents)
     archive = build_archive(plan, manifest)
-    record_backup(plan, manifest, archive)
+    backup = record_backup(plan, manifest, archive)
+    schedule_retention(backup)
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Every schedule keeps its newest `retention_count` completed scheduled backups; "
+    "older ones are deleted (file and row). Reports missing archives and unknown files.",
+    tags=run_tags("retention"),
+)
+def retention_job():
+    retention_sweep()

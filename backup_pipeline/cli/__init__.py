@@ -6,11 +6,11 @@ import argparse
 import sys
 import traceback
 
-from backup_pipeline.cli import backups, catalog
+from backup_pipeline.cli import backups, catalog, schedules
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 
-COMMAND_MODULES = [catalog, backups]
+COMMAND_MODULES = [catalog, backups, schedules]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backup-pipeline: error: {type(exc).__name__}: {message} (run with --debug "
               "for details)", file=sys.stderr)
         return 1
-    return emit(result, as_json=args.json)
+    try:
+        return emit(result, as_json=args.json)
+    except BrokenPipeError:  # `backup-pipeline list | head`: the reader left, nothing to say
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@ import dagster as dg
 from pydantic import Field
 
 from backup_pipeline.backup import service
+from backup_pipeline.backup.documents import DocumentsResult
 from backup_pipeline.backup.dump import DumpResult
+from backup_pipeline.catalog import history
 from backup_pipeline.progress import Progress
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.schedule_lock import ScheduleLockResource
 from backup_pipeline.resources.storage import StorageResource
+from backup_pipeline.scheduling.guard import Skipped, SlotGuard
 from backup_pipeline.settings import Settings
 
 BACKUP_ASSET = dg.AssetKey("motovaultpro_backup")
+SKIPPED_TAG = "backup_pipeline/skipped"
 
 
 class BackupConfig(dg.Config):
@@ -24,6 +29,10 @@ class BackupConfig(dg.Config):
     )
     note: str | None = Field(default=None, description="Free text shown in the backup list.")
     schedule_id: str | None = Field(default=None, description="Set by backup schedules.")
+    slot_time: str | None = Field(
+        default=None, description="Set by backup schedules: the tick (ISO 8601) this backup is "
+        "for. One backup per schedule and slot, however many runs are launched for it."
+    )
 
 
 def _settings(database: DatabaseResource, storage: StorageResource) -> Settings:
@@ -34,17 +43,62 @@ def _progress(context: dg.OpExecutionContext) -> Progress:
     return Progress(interval=5.0, listeners=[lambda p: context.log.info(p.describe())])
 
 
-@dg.op(description="Record the backup as in progress and prepare its staging directory.")
+def _mark_skipped(context: dg.OpExecutionContext, reason: str) -> None:
+    """Tag the run, so the run list and the notification sensors see it made no backup."""
+    context.log.info(f"no backup made: {reason}")
+    context.instance.add_run_tags(context.run_id, {SKIPPED_TAG: reason[:250]})
+
+
+def _give_up_slot(context: dg.OpExecutionContext, settings: Settings, plan: service.BackupPlan,
+                  reason: str, *paths: str | None) -> None:
+    """This run lost its slot to another run: remove what it made and say why."""
+    context.log.warning(f"giving up backup {plan.backup_id}: {reason}")
+    service.discard(plan, *paths)
+    history.fail(settings.database_url, plan.backup_id, f"superseded: {reason}")
+    _mark_skipped(context, reason)
+
+
+@dg.op(
+    description="Record the backup as in progress and prepare its staging directory. A "
+    "scheduled backup first takes the schedule's lock and claims its slot; without both it "
+    "is skipped (output `skipped` holds the reason) and makes nothing.",
+    out={
+        "plan": dg.Out(service.BackupPlan, is_required=False,
+                       description="The backup to make; absent when the run is skipped."),
+        "skipped": dg.Out(str, is_required=False,
+                          description="Why this scheduled run makes no backup."),
+    },
+)
 def start_backup(
     context: dg.OpExecutionContext, config: BackupConfig, database: DatabaseResource,
-    storage: StorageResource,
-) -> service.BackupPlan:
+    storage: StorageResource, schedule_lock: ScheduleLockResource,
+):
+    settings = _settings(database, storage)
+    metadata: dict = {}
+    if config.backup_type == "scheduled":
+        outcome = schedule_lock.acquire(settings, schedule_id=config.schedule_id,
+                                        slot_time=config.slot_time, run_id=context.run_id)
+        for warning in outcome.warnings:
+            context.log.warning(warning)
+        metadata["warnings"] = "\n".join(outcome.warnings)
+        if isinstance(outcome, Skipped):
+            _mark_skipped(context, outcome.reason)
+            yield dg.Output(outcome.reason, "skipped",
+                            metadata={"reason": outcome.reason, **metadata})
+            return
+        metadata.update(schedule=outcome.claim.schedule_name,
+                        slot_time=outcome.claim.slot_time.isoformat(),
+                        lock=outcome.lock.describe() if outcome.lock else "none (slot claim only)",
+                        attempt=outcome.claim.attempt)
     plan = service.begin(
-        _settings(database, storage), backup_type=config.backup_type, trigger=config.trigger,
+        settings, backup_type=config.backup_type, trigger=config.trigger,
         schedule_id=config.schedule_id, note=config.note, run_id=context.run_id,
     )
-    context.add_output_metadata({"backup_id": plan.backup_id, "database": database.describe()})
-    return plan
+    guard = schedule_lock.current()
+    if guard is not None:
+        guard.attach(plan.backup_id)
+    yield dg.Output(plan, "plan", metadata={"backup_id": plan.backup_id,
+                                            "database": database.describe(), **metadata})
 
 
 @dg.op(description="Start archiving every document under DOCUMENTS_DIR (each hashed as it is "
@@ -92,25 +146,57 @@ def write_manifest(
     return service.ManifestResult(path, dump, docs)
 
 
-@dg.op(description="Assemble the .tar.gz, fsync and verify it, then give it its final name.")
+@dg.op(description="Assemble the .tar.gz, fsync and verify it, then give it its final name.",
+       out=dg.Out(service.ArchiveResult, is_required=False))
 def build_archive(
     context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
-    database: DatabaseResource, storage: StorageResource,
-) -> service.ArchiveResult:
-    archive = service.assemble(_settings(database, storage), plan, manifest.path, manifest.dump,
-                               manifest.documents, _progress(context))
-    context.add_output_metadata({"archive": archive.file_name, "archive_bytes": archive.size,
-                                 "sha256": archive.sha256})
-    return archive
+    database: DatabaseResource, storage: StorageResource, schedule_lock: ScheduleLockResource,
+):
+    settings = _settings(database, storage)
+    guard = schedule_lock.current()
+    if guard is not None and not guard.renew():
+        _give_up_slot(context, settings, plan, "another run took over this slot after this "
+                      "run stopped renewing its claim")
+        return
+    archive = service.assemble(settings, plan, manifest.path, manifest.dump, manifest.documents,
+                               _progress(context))
+    yield dg.Output(archive, metadata={"archive": archive.file_name,
+                                       "archive_bytes": archive.size, "sha256": archive.sha256})
 
 
-@dg.op(description="Mark the backup completed in the catalog and materialize its asset.")
+def _record_scheduled(context: dg.OpExecutionContext, settings: Settings, guard: SlotGuard,
+                      plan: service.BackupPlan, dump: DumpResult, documents: DocumentsResult,
+                      archive: service.ArchiveResult) -> dict | None:
+    """Complete backup and slot together, fenced: only the slot's current owner may."""
+    with guard.completing() as fence:
+        if not fence.owned:
+            _give_up_slot(context, settings, plan, fence.reason, archive.path)
+            return None
+        row = service.record(settings, plan, dump, documents, archive)
+        abandoned = fence.complete(row["id"])
+    if abandoned:
+        context.log.warning(f"marked {abandoned} abandoned backup(s) of this slot failed")
+    for warning in guard.warnings:
+        context.log.warning(warning)
+    return row
+
+
+@dg.op(description="Mark the backup completed in the catalog and materialize its asset; a "
+       "scheduled backup also completes its slot.", out=dg.Out(dict, is_required=False))
 def record_backup(
     context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
     archive: service.ArchiveResult, database: DatabaseResource, storage: StorageResource,
-) -> dict:
-    row = service.record(_settings(database, storage), plan, manifest.dump, manifest.documents,
-                         archive)
+    schedule_lock: ScheduleLockResource,
+):
+    settings = _settings(database, storage)
+    dump, documents = manifest.dump, manifest.documents
+    guard = schedule_lock.current()
+    if guard is None:
+        row = service.record(settings, plan, dump, documents, archive)
+    else:
+        row = _record_scheduled(context, settings, guard, plan, dump, documents, archive)
+        if row is None:
+            return
     context.log_event(dg.AssetMaterialization(
         asset_key=BACKUP_ASSET,
         description=f"{row['backup_type']} backup {row['file_name']}",
@@ -124,4 +210,5 @@ def record_backup(
             "duration_seconds": dg.MetadataValue.float(float(row["duration_seconds"])),
         },
     ))
-    return row
+    warnings = guard.warnings if guard is not None else []
+    yield dg.Output(row, metadata={"backup_id": row["id"], "warnings": "\n".join(warnings)})
