@@ -48,11 +48,11 @@ def run_tags(kind: str) -> dict[str, str]:
 )
 def backup_job():
     plan, _skipped = start_backup()
-    dump = dump_database(plan)
-    documents = collect_documents(plan)
+    documents = collect_documents(plan)  # on a background thread while pg_dump runs
+    dump = dump_database(plan, documents)
     manifest = write_manifest(plan, dump, documents)
-    archive = build_archive(plan, manifest, dump, documents)
-    backup = record_backup(plan, dump, documents, archive)
+    archive = build_archive(plan, manifest)
+    backup = record_backup(plan, manifest, archive)
     schedule_retention(backup)
 
 
