@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from backup_pipeline.archive import manifest as mf
+from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.backup.documents import _walk
-from backup_pipeline.backup.inventory import _sha256_file
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -123,7 +123,7 @@ def compare(manifest: dict[str, Any], root: Path) -> dict[str, Any]:
         if rel not in live:
             counts["added"] += 1
             counts["added_bytes"] += entry["size"]
-        elif live[rel] != entry["size"] or _sha256_file(root / rel) != entry["sha256"]:
+        elif live[rel] != entry["size"] or sha256_file(root / rel) != entry["sha256"]:
             counts["changed"] += 1
             counts["changed_bytes"] += entry["size"]
         else:

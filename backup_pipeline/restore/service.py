@@ -21,7 +21,8 @@ from typing import Any
 
 import psycopg
 
-from backup_pipeline.backup.inventory import _sha256_file, archive_path
+from backup_pipeline.archive.reader import sha256_file
+from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.backup.service import describe_error, ensure_private_dir
 from backup_pipeline.catalog import history
 from backup_pipeline.errors import ArchiveError, ConfigError
@@ -184,7 +185,7 @@ def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = No
     with failing(settings, plan, "verify"):
         path = Path(plan.archive_path)
         progress.set_phase("verifying archive")
-        if plan.archive_sha256 and _sha256_file(path) != plan.archive_sha256:
+        if plan.archive_sha256 and sha256_file(path) != plan.archive_sha256:
             raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
         dump_to = documents_to = None
         if not plan.dry_run:
