@@ -2,12 +2,14 @@
 
 import dagster as dg
 
-from backup_pipeline.jobs import backup_job, retention_job
+from backup_pipeline.jobs import backup_job, restore_job, retention_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.schedule_lock import ScheduleLockResource
+from backup_pipeline.resources.smtp import smtp_resource_from_env
 from backup_pipeline.resources.storage import StorageResource
 from backup_pipeline.schedules import all_schedules
+from backup_pipeline.sensors import email_sensors
 
 backup_asset = dg.AssetSpec(
     BACKUP_ASSET,
@@ -18,11 +20,13 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
-    jobs=[backup_job, retention_job],
+    jobs=[backup_job, restore_job, retention_job],
     schedules=all_schedules(),
+    sensors=email_sensors,
     resources={
         "database": DatabaseResource(url=dg.EnvVar("DATABASE_URL")),
         "storage": StorageResource(),
         "schedule_lock": ScheduleLockResource(),
+        "smtp": smtp_resource_from_env(),
     },
 )

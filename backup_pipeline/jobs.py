@@ -13,6 +13,15 @@ from backup_pipeline.ops.backup import (
     start_backup,
     write_manifest,
 )
+from backup_pipeline.ops.restore import (
+    finish_restore,
+    load_database,
+    preview_restore,
+    safety_backup,
+    start_restore,
+    swap_in,
+    verify_archive,
+)
 from backup_pipeline.ops.retention import retention_sweep, schedule_retention
 from backup_pipeline.postgres import database_name
 
@@ -39,11 +48,11 @@ def run_tags(kind: str) -> dict[str, str]:
 )
 def backup_job():
     plan, _skipped = start_backup()
-    dump = dump_database(plan)
-    documents = collect_documents(plan)
+    documents = collect_documents(plan)  # on a background thread while pg_dump runs
+    dump = dump_database(plan, documents)
     manifest = write_manifest(plan, dump, documents)
-    archive = build_archive(plan, manifest, dump, documents)
-    backup = record_backup(plan, dump, documents, archive)
+    archive = build_archive(plan, manifest)
+    backup = record_backup(plan, manifest, archive)
     schedule_retention(backup)
 
 
@@ -55,3 +64,16 @@ def backup_job():
 )
 def retention_job():
     retention_sweep()
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Restore a backup. Verifies the archive first. dry_run (default true) only "
+    "previews what would change; dry_run false takes a safety backup, then swaps in the "
+    "database and documents atomically.",
+    tags=run_tags("restore"),
+)
+def restore_job():
+    preview, execute = verify_archive(start_restore())
+    preview_restore(preview)
+    finish_restore(swap_in(load_database(safety_backup(execute))))

@@ -1,13 +1,17 @@
 """Writing tar entries through gzip, one gzip member per run of entries at the same level.
 
-Already-compressed data (the dump, JPEGs, PDFs, zips) goes into members at ISA-L level 0, the
-rest at level 3; RFC 1952 allows concatenated members and GNU tar and gzip read them.
+Already-compressed data (the dump, JPEGs, PDFs, zips) goes into members of stored deflate
+blocks (no compression: ISA-L's level 0 would grow it by a fifth), the rest is compressed at
+ISA-L level 3; RFC 1952 allows concatenated members and GNU tar and gzip read them.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import struct
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +22,10 @@ from isal import isal_zlib
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 CHUNK = 1024 * 1024
-LEVEL_STORE = 0
+LEVEL_STORE = 0  # stored blocks, see StoredDeflate
 LEVEL_COMPRESS = 3
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no mtime, OS unknown
+_MAX_STORED = 0xFFFF
 
 _COMPRESSED_SUFFIXES = frozenset({
     ".gz", ".tgz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".7z", ".rar",
@@ -60,6 +66,77 @@ class HashingWriter:
         self.size += len(data)
         return len(data)
 
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class StoredDeflate:
+    """A gzip member of stored deflate blocks: the bytes as they are, framed and checksummed.
+
+    The same interface as a compressobj (compress, flush), so GzipMembers uses it for
+    LEVEL_STORE; it costs a CRC and a copy, and adds 5 bytes per 64 KiB.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self.crc = 0
+        self.size = 0
+
+    def compress(self, data: bytes) -> bytes:
+        parts = [] if self._started else [_GZIP_HEADER]
+        self._started = True
+        if not data:
+            return b"".join(parts)
+        self.crc = isal_zlib.crc32(data, self.crc)
+        self.size += len(data)
+        view = memoryview(data)
+        for start in range(0, len(view), _MAX_STORED):
+            block = view[start:start + _MAX_STORED]
+            n = len(block)
+            parts.append(struct.pack("<BHH", 0, n, n ^ 0xFFFF))
+            parts.append(block)
+        return b"".join(parts)
+
+    def flush(self) -> bytes:
+        head = b"" if self._started else _GZIP_HEADER
+        self._started = True
+        final_empty_block = struct.pack("<BHH", 1, 0, 0xFFFF)
+        return head + final_empty_block + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
+
+
+def _compressor(level: int):
+    if level == LEVEL_STORE:
+        return StoredDeflate()
+    return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+
+
+class StoredMemberWriter:
+    """A file-like writer that puts what it is given into one stored gzip member in `out`,
+    hashing it: how the dump's compressed stream becomes the archive's dump entry as it is
+    produced, so assembling the archive only appends it."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.member = StoredDeflate()
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self.out.write(self.member.compress(data))
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def finish(self, tail: bytes = b"") -> int:
+        """End the member after `tail` (not hashed or counted); returns the member's payload
+        size, tail included."""
+        self.out.write(self.member.compress(tail) + self.member.flush())
+        self.out.flush()
+        return self.member.size
+
 
 class GzipMembers:
     """Deflates a byte stream into gzip members; a change of level starts a new member."""
@@ -73,7 +150,7 @@ class GzipMembers:
     def write(self, data: bytes, level: int) -> None:
         if level != self._level:
             self.end_member()
-            self._compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+            self._compressor = _compressor(level)
             self._level = level
         self.uncompressed += len(data)
         out = self._compressor.compress(data)
@@ -92,6 +169,28 @@ class GzipMembers:
         while chunk := source.read(CHUNK):
             self.out.write(chunk)
         self.uncompressed += uncompressed_size
+
+    def append_file(self, path: Path, uncompressed_size: int) -> None:
+        """Append the complete gzip members in file `path`, unchanged, copied by the kernel
+        (copy_file_range) when `out` is an unbuffered file; its bytes are not hashed here."""
+        self.end_member()
+        with open(path, "rb") as source:
+            copy_file(source, self.out)
+        self.uncompressed += uncompressed_size
+
+
+def copy_file(source: BinaryIO, out: BinaryIO) -> None:
+    """Copy source from its position to its end into out at out's position."""
+    if isinstance(out, io.FileIO) and hasattr(os, "copy_file_range"):
+        try:
+            while os.copy_file_range(source.fileno(), out.fileno(), 1 << 30):
+                pass
+            return
+        except OSError as exc:  # another file system, or no support: copy through memory
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+    while chunk := source.read(CHUNK):
+        out.write(chunk)
 
 
 def tar_header(name: str, size: int, mtime: int = 0, mode: int = 0o600) -> bytes:
@@ -165,7 +264,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def create_private(path: Path) -> BinaryIO:
+def create_private(path: Path, buffering: int = -1) -> BinaryIO:
     """A new file, mode 0600, that must not exist yet."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "wb", buffering=buffering)

@@ -2,7 +2,8 @@
 
 Each file is read once: its size and sha256 are computed while it is written, so the manifest
 describes exactly the bytes archived. Symlinks and special files are never followed or stored,
-only reported, so nothing outside DOCUMENTS_DIR can enter an archive.
+only reported, so nothing outside DOCUMENTS_DIR can enter an archive. A DocumentCollector does
+the same on a thread of its own, so documents are archived while pg_dump runs.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,14 +83,26 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]
         stack.extend(reversed(subdirs))
 
 
-def collect_documents(root: Path, staging: Path, progress: Progress | None = None
-                      ) -> DocumentsResult:
-    """Write every document as a tar entry into `staging/documents.segment` (gzip members)
-    and its (path, size, sha256) into `staging/documents.jsonl`."""
-    progress = progress or Progress()
+def check_root(root: Path) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise BackupError(f"documents directory {root} does not exist or is not a directory")
+    return root
+
+
+def collect_documents(root: Path, staging: Path, progress: Progress | None = None,
+                      check: Callable[[], None] | None = None) -> DocumentsResult:
+    """Write every document as a tar entry into `staging/documents.segment` (gzip members)
+    and its (path, size, sha256) into `staging/documents.jsonl`. `check`, called for every
+    chunk read, may raise to stop."""
+    progress = progress or Progress()
+    root = check_root(root)
+
+    def on_bytes(n: int) -> None:
+        progress.add_bytes(n)
+        if check is not None:
+            check()
+
     started = time.monotonic()
     progress.set_phase("archiving documents")
     result = DocumentsResult(str(staging / "documents.segment"), str(staging / "documents.jsonl"))
@@ -111,7 +125,7 @@ def collect_documents(root: Path, staging: Path, progress: Progress | None = Non
                     level = LEVEL_STORE if looks_compressed(Path(rel), head) else LEVEL_COMPRESS
                     digest = write_entry_from_file(
                         gz, name, source, st.st_size, level, mtime=int(st.st_mtime),
-                        mode=st.st_mode, on_bytes=progress.add_bytes, first_chunk=head,
+                        mode=st.st_mode, on_bytes=on_bytes, first_chunk=head,
                     )
                 except EOFError:
                     raise BackupError(
@@ -130,6 +144,64 @@ def collect_documents(root: Path, staging: Path, progress: Progress | None = Non
         result.tar_bytes = gz.uncompressed
     result.seconds = time.monotonic() - started
     return result
+
+
+class Stopped(BaseException):
+    """Raised inside a collector's thread when it is asked to stop."""
+
+
+class _Counting(Progress):
+    """Counts without reporting: the collector's thread must not call into listeners that
+    belong to a step that has already returned."""
+
+    def _report(self, force: bool = False) -> None:
+        return
+
+
+class DocumentCollector:
+    """collect_documents on a thread of its own; `check` raises its error as soon as it has
+    one, `wait` returns its result, `stop` ends it early."""
+
+    def __init__(self, root: Path, staging: Path):
+        self.root = check_root(root)
+        self.staging = Path(staging)
+        self.progress: Progress = _Counting()
+        self.result: DocumentsResult | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collect-documents",
+                                        daemon=True)
+
+    def start(self) -> DocumentCollector:
+        self._thread.start()
+        return self
+
+    def _stopping(self) -> None:
+        if self._stop.is_set():
+            raise Stopped
+
+    def _run(self) -> None:
+        try:
+            self.result = collect_documents(self.root, self.staging, self.progress,
+                                            check=self._stopping)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None and not isinstance(self.error, Stopped):
+            raise self.error
+
+    def wait(self) -> DocumentsResult:
+        self._thread.join()
+        self.check()
+        if self.result is None:
+            raise BackupError("the documents collection was stopped before it finished")
+        return self.result
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 def read_index(path: Path) -> Iterator[dict]:

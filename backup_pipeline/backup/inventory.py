@@ -5,7 +5,6 @@ Shared by the CLI and the admin API, so both apply the same rules.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ def show(settings: Settings, backup_id: str) -> dict[str, Any]:
     return row
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(settings: Settings | None, id_or_path: str) -> dict[str, Any]:
     """Check an archive by backup id or by path; raises ArchiveError when anything is off."""
     candidate = Path(id_or_path)
@@ -63,7 +54,7 @@ def verify(settings: Settings | None, id_or_path: str) -> dict[str, Any]:
         if not path.is_file():
             raise ArchiveError(f"archive {path.name} of backup {row['id']} is missing on disk")
     report = reader.verify(path)
-    if row is not None and row.get("sha256") and _sha256_file(path) != row["sha256"]:
+    if row is not None and row.get("sha256") and reader.sha256_file(path) != row["sha256"]:
         raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
     return {
         "ok": True,

@@ -3,6 +3,11 @@
 A backup is staged under BACKUP_DIR/.staging/<id>/ and becomes visible only by a no-clobber
 link to its final name after it has been fsynced and verified. Any failure removes everything
 the backup wrote and marks its history row failed with a one-line reason.
+
+Documents are archived on a thread of their own while pg_dump runs: `start_documents` starts
+that thread, `dump` runs pg_dump (stopping early if the documents fail), `finish_documents`
+waits for them. The thread belongs to this process, so the steps run in one process, in order
+(backup_job uses the in-process executor).
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -23,21 +30,20 @@ from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
 from backup_pipeline.archive.writer import (
     LEVEL_COMPRESS,
-    LEVEL_STORE,
     GzipMembers,
-    HashingWriter,
     create_private,
     fsync_dir,
+    tar_header,
     write_end,
     write_entry_bytes,
-    write_entry_from_file,
 )
-from backup_pipeline.backup.documents import DocumentsResult, collect_documents, read_index
+from backup_pipeline.backup.documents import DocumentCollector, DocumentsResult, read_index
 from backup_pipeline.backup.dump import DumpResult, dump_database
 from backup_pipeline.catalog import history
 from backup_pipeline.errors import BackupError, BackupPipelineError
 from backup_pipeline.postgres import one_line
 from backup_pipeline.progress import Progress
+from backup_pipeline.restore.runs import refuse_during_restore
 from backup_pipeline.settings import ARCHIVE_PREFIX, Settings
 
 STAGING = ".staging"
@@ -58,6 +64,28 @@ class ArchiveResult:
     file_name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class DocumentsStarted:
+    """Documents being archived by a thread of this process into these staging files."""
+
+    backup_id: str
+    segment_path: str
+    index_path: str
+
+
+@dataclass(frozen=True)
+class ManifestResult:
+    """The manifest and what it describes: all that the archive and the record need."""
+
+    path: str
+    dump: DumpResult
+    documents: DocumentsResult
+
+
+_collectors: dict[str, DocumentCollector] = {}
+_collectors_lock = threading.Lock()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -93,7 +121,12 @@ def ensure_private_dir(path: Path) -> None:
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
           note: str | None = None, run_id: str | None = None,
           backup_id: str | None = None) -> BackupPlan:
-    """Record the backup as in progress, then prepare its private staging directory."""
+    """Record the backup as in progress, then prepare its private staging directory.
+
+    Refused while a restore runs (its own safety backup excepted): the restore swaps the
+    database and documents underneath."""
+    if backup_type != "safety":
+        refuse_during_restore(settings.database_url, f"a {backup_type} backup")
     row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
                          schedule_id=schedule_id, note=note, dagster_run_id=run_id,
                          backup_id=backup_id)
@@ -125,7 +158,15 @@ def sweep_stale_staging(settings: Settings, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _stop_collector(backup_id: str) -> None:
+    with _collectors_lock:
+        collector = _collectors.pop(backup_id, None)
+    if collector is not None:
+        collector.stop()
+
+
 def discard(plan: BackupPlan, *paths: str | None) -> None:
+    _stop_collector(plan.backup_id)
     shutil.rmtree(plan.staging_dir, ignore_errors=True)
     for path in paths:
         if path:
@@ -156,15 +197,47 @@ def require_staging(plan: BackupPlan) -> Path:
     return staging
 
 
+def start_documents(settings: Settings, plan: BackupPlan) -> DocumentsStarted:
+    """Start archiving the documents on a thread; `finish_documents` waits for it."""
+    with failing(settings, plan):
+        collector = DocumentCollector(settings.documents_dir, require_staging(plan))
+        with _collectors_lock:
+            _collectors[plan.backup_id] = collector
+        collector.start()
+        return DocumentsStarted(plan.backup_id, str(collector.staging / "documents.segment"),
+                                str(collector.staging / "documents.jsonl"))
+
+
+def _collector(plan: BackupPlan) -> DocumentCollector:
+    with _collectors_lock:
+        collector = _collectors.get(plan.backup_id)
+    if collector is None:
+        raise BackupError(f"the documents of backup {plan.backup_id} are not being archived in "
+                          "this process; run the whole backup again")
+    return collector
+
+
 def dump(settings: Settings, plan: BackupPlan, progress: Progress | None = None) -> DumpResult:
+    """pg_dump, while the documents (if started) are archived; their failure stops it."""
     with failing(settings, plan):
-        return dump_database(settings, require_staging(plan), progress)
+        with _collectors_lock:
+            collector = _collectors.get(plan.backup_id)
+
+        def check() -> None:
+            if progress is not None:
+                progress.documents = collector.progress.documents
+            collector.check()
+
+        return dump_database(settings, require_staging(plan), progress,
+                             check if collector is not None else None)
 
 
-def documents(settings: Settings, plan: BackupPlan, progress: Progress | None = None
-              ) -> DocumentsResult:
+def finish_documents(settings: Settings, plan: BackupPlan) -> DocumentsResult:
     with failing(settings, plan):
-        return collect_documents(settings.documents_dir, require_staging(plan), progress)
+        result = _collector(plan).wait()
+        with _collectors_lock:
+            _collectors.pop(plan.backup_id, None)
+        return result
 
 
 def write_manifest(settings: Settings, plan: BackupPlan, dump_result: DumpResult,
@@ -219,31 +292,41 @@ def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path) -> Path:
         raise
 
 
+def _seal(out, path: Path) -> str:
+    """fsync the archive, then read it back for its sha256 (from the page cache)."""
+    os.fsync(out.fileno())
+    return reader.sha256_file(path)
+
+
 def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_result: DumpResult,
              docs: DocumentsResult, progress: Progress | None = None) -> ArchiveResult:
-    """Write the archive under a temporary name, fsync it, verify it, then publish it."""
+    """Write the archive under a temporary name, fsync it, verify it, then publish it.
+
+    The dump entry and the documents are already gzip members in staging: they are appended
+    by the kernel after the manifest. Verification runs while the archive is fsynced and
+    hashed on another thread.
+    """
     progress = progress or Progress()
     with failing(settings, plan):
         temp = require_staging(plan) / "archive.tar.gz.partial"
         progress.set_phase("writing archive")
-        with create_private(temp) as raw:
-            out = HashingWriter(raw)
+        with create_private(temp, buffering=0) as out:
             gz = GzipMembers(out)
             write_entry_bytes(gz, mf.MANIFEST_NAME, Path(manifest_path).read_bytes(),
                               LEVEL_COMPRESS)
-            with open(dump_result.path, "rb") as src:
-                write_entry_from_file(gz, mf.DUMP_MEMBER, src, dump_result.size, LEVEL_STORE,
-                                      on_bytes=progress.add_bytes)
-            with open(docs.segment_path, "rb") as seg:
-                gz.write_raw_members(seg, docs.tar_bytes)
+            gz.write(tar_header(mf.DUMP_MEMBER, dump_result.size), LEVEL_COMPRESS)
+            gz.append_file(Path(dump_result.path), dump_result.tar_bytes)
+            gz.append_file(Path(docs.segment_path), docs.tar_bytes)
             write_end(gz)
-            raw.flush()
-            os.fsync(raw.fileno())
-        progress.set_phase("verifying archive")
-        reader.verify(temp)
+            size = out.tell()
+            with ThreadPoolExecutor(1, thread_name_prefix="seal-archive") as pool:
+                sealed = pool.submit(_seal, out, temp)
+                progress.set_phase("verifying archive")
+                reader.verify(temp, on_bytes=progress.add_bytes)
+                sha256 = sealed.result()
     final = _publish_synced(settings, plan, temp)
     discard(plan)
-    return ArchiveResult(str(final), final.name, out.size, out.sha256.hexdigest())
+    return ArchiveResult(str(final), final.name, size, sha256)
 
 
 def record(settings: Settings, plan: BackupPlan, dump_result: DumpResult, docs: DocumentsResult,
@@ -262,8 +345,9 @@ def run_backup(settings: Settings, *, backup_type: str = "manual", trigger: str 
                note: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """The whole backup without Dagster: for tests and for measuring Dagster's overhead."""
     plan = begin(settings, backup_type=backup_type, trigger=trigger, note=note)
+    start_documents(settings, plan)
     dump_result = dump(settings, plan, progress)
-    docs = documents(settings, plan, progress)
+    docs = finish_documents(settings, plan)
     manifest_path = write_manifest(settings, plan, dump_result, docs)
     archive = assemble(settings, plan, manifest_path, dump_result, docs, progress)
     return record(settings, plan, dump_result, docs, archive)

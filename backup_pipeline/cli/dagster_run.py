@@ -27,17 +27,21 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def error_text(error) -> str:
+    """A Dagster SerializableErrorInfo's innermost cause, on one line, without its class name."""
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    prefix = f"{error.cls_name}: "
+    if error.cls_name and prefix in message:
+        message = message.split(prefix, 1)[1]
+    return " ".join(message.split())
+
+
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     """The innermost error of the first failed step, without its class name."""
     for event in result.get_step_failure_events():
-        error = event.event_specific_data.error
-        while error.cause is not None:
-            error = error.cause
-        message = error.message.strip()
-        prefix = f"{error.cls_name}: "
-        if error.cls_name and prefix in message:
-            message = message.split(prefix, 1)[1]
-        return " ".join(message.split())
+        return error_text(event.event_specific_data.error)
     return "the run failed"
 
 

@@ -106,10 +106,23 @@ def start_backup(
                                             "database": database.describe(), **metadata})
 
 
-@dg.op(description="pg_dump (plain, schema backup excluded) through ISA-L gzip to staging.")
-def dump_database(
+@dg.op(description="Start archiving every document under DOCUMENTS_DIR (each hashed as it is "
+       "read) on a background thread; dump_database runs meanwhile, write_manifest waits for it.")
+def collect_documents(
     context: dg.OpExecutionContext, plan: service.BackupPlan, database: DatabaseResource,
     storage: StorageResource,
+) -> service.DocumentsStarted:
+    settings = _settings(database, storage)
+    started = service.start_documents(settings, plan)
+    context.add_output_metadata({"documents_dir": str(settings.documents_dir)})
+    return started
+
+
+@dg.op(description="pg_dump (plain, schema backup excluded) through ISA-L gzip to staging, "
+       "while the documents are archived; stops early if they fail.")
+def dump_database(
+    context: dg.OpExecutionContext, plan: service.BackupPlan,
+    documents: service.DocumentsStarted, database: DatabaseResource, storage: StorageResource,
 ) -> DumpResult:
     result = service.dump(_settings(database, storage), plan, _progress(context))
     context.add_output_metadata({
@@ -120,35 +133,29 @@ def dump_database(
     return result
 
 
-@dg.op(description="Archive every document under DOCUMENTS_DIR, hashing each as it is read.")
-def collect_documents(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, database: DatabaseResource,
-    storage: StorageResource,
-) -> DocumentsResult:
-    result = service.documents(_settings(database, storage), plan, _progress(context))
-    for skipped in result.skipped:
-        context.log.warning(f"document not archived: {skipped}")
-    context.add_output_metadata({
-        "documents": result.count, "documents_bytes": result.bytes,
-        "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
-    })
-    return result
-
-
-@dg.op(description="Write manifest.json: versions, and every member's path, size and sha256.")
+@dg.op(description="Wait for the documents, then write manifest.json: versions, and every "
+       "member's path, size and sha256.")
 def write_manifest(
-    plan: service.BackupPlan, dump: DumpResult, documents: DocumentsResult,
-    database: DatabaseResource, storage: StorageResource,
-) -> str:
-    return service.write_manifest(_settings(database, storage), plan, dump, documents)
+    context: dg.OpExecutionContext, plan: service.BackupPlan, dump: DumpResult,
+    documents: service.DocumentsStarted, database: DatabaseResource, storage: StorageResource,
+) -> service.ManifestResult:
+    settings = _settings(database, storage)
+    docs = service.finish_documents(settings, plan)
+    for skipped in docs.skipped:
+        context.log.warning(f"document not archived: {skipped}")
+    path = service.write_manifest(settings, plan, dump, docs)
+    context.add_output_metadata({
+        "documents": docs.count, "documents_bytes": docs.bytes,
+        "skipped": len(docs.skipped), "documents_seconds": round(docs.seconds, 3),
+    })
+    return service.ManifestResult(path, dump, docs)
 
 
 @dg.op(description="Assemble the .tar.gz, fsync and verify it, then give it its final name.",
        out=dg.Out(service.ArchiveResult, is_required=False))
 def build_archive(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest_path: str,
-    dump: DumpResult, documents: DocumentsResult, database: DatabaseResource,
-    storage: StorageResource, schedule_lock: ScheduleLockResource,
+    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
+    database: DatabaseResource, storage: StorageResource, schedule_lock: ScheduleLockResource,
 ):
     settings = _settings(database, storage)
     guard = schedule_lock.current()
@@ -156,7 +163,7 @@ def build_archive(
         _give_up_slot(context, settings, plan, "another run took over this slot after this "
                       "run stopped renewing its claim")
         return
-    archive = service.assemble(settings, plan, manifest_path, dump, documents,
+    archive = service.assemble(settings, plan, manifest.path, manifest.dump, manifest.documents,
                                _progress(context))
     yield dg.Output(archive, metadata={"archive": archive.file_name,
                                        "archive_bytes": archive.size, "sha256": archive.sha256})
@@ -182,11 +189,12 @@ def _record_scheduled(context: dg.OpExecutionContext, settings: Settings, guard:
 @dg.op(description="Mark the backup completed in the catalog and materialize its asset; a "
        "scheduled backup also completes its slot.", out=dg.Out(dict, is_required=False))
 def record_backup(
-    context: dg.OpExecutionContext, plan: service.BackupPlan, dump: DumpResult,
-    documents: DocumentsResult, archive: service.ArchiveResult, database: DatabaseResource,
-    storage: StorageResource, schedule_lock: ScheduleLockResource,
+    context: dg.OpExecutionContext, plan: service.BackupPlan, manifest: service.ManifestResult,
+    archive: service.ArchiveResult, database: DatabaseResource, storage: StorageResource,
+    schedule_lock: ScheduleLockResource,
 ):
     settings = _settings(database, storage)
+    dump, documents = manifest.dump, manifest.documents
     guard = schedule_lock.current()
     if guard is None:
         row = service.record(settings, plan, dump, documents, archive)

@@ -38,6 +38,18 @@ RUN_TIMEOUT_S = 90
 # and the definitions in step.
 EXPECTED = [
     ("job", "backup_job"),
+    ("job", "restore_job"),
+    ("job", "retention_job"),
+    ("schedule", "hourly_backup_schedule"),
+    ("schedule", "daily_backup_schedule"),
+    ("schedule", "weekly_backup_schedule"),
+    ("schedule", "monthly_backup_schedule"),
+    ("schedule", "retention_cleanup_schedule"),
+    ("sensor", "backup_success_email_sensor"),
+    ("sensor", "backup_failure_email_sensor"),
+    ("sensor", "restore_success_email_sensor"),
+    ("sensor", "restore_failure_email_sensor"),
+    ("sensor", "email_outbox_sensor"),
 ]
 
 BACKUP_NOTE = "launched from the launchpad"
@@ -177,3 +189,18 @@ def test_admin_launches_a_backup_from_the_ui(page: Page, stack: DagsterStack, ap
     expect(page.get_by_text(file_name, exact=True).first).to_be_visible()
     for key in ("archive_bytes", "database_bytes", "documents", "duration_seconds"):
         expect(page.get_by_text(key, exact=True).first).to_be_visible()
+
+    # the restore preview: launched from the launchpad with dry_run true, shown as a table
+    backup_id = psql(app_env.database_url, "-At", "-c",
+                     "select id from backup.backup_history "
+                     f"where dagster_run_id = '{run_id}'").strip()
+    restore_config = (f"ops:\n  start_restore:\n    config:\n      backup_id: {backup_id}\n"
+                      "      dry_run: true\n")
+    restore_run_id = launch_from_launchpad(page, url, "restore_job", restore_config)
+    restore_run = wait_for_run(restore_run_id)
+    assert restore_run.status == dg.DagsterRunStatus.SUCCESS
+    expect_run_page_success(page, url, restore_run_id, "preview_restore")
+    page.get_by_text("[Show Markdown]").first.click()
+    table = page.get_by_role("dialog").get_by_role("table").first
+    expect(table).to_be_visible()
+    expect(table.get_by_text("public.film", exact=False).first).to_be_visible()

@@ -140,8 +140,8 @@ def test_dry_run_and_single_schedule(mixed: Catalog):
     assert mixed.remaining() == before
 
 
-def test_an_unknown_restore_state_protects(mixed: Catalog):
-    record_restore(mixed.settings.database_url, mixed.ids["a6"], "verifying")
+def test_a_pending_restore_protects(mixed: Catalog):
+    record_restore(mixed.settings.database_url, mixed.ids["a6"], "pending")
     retention.apply(mixed.settings)
     assert {"a5", "a6"} <= mixed.remaining()[0]
 

@@ -1,0 +1,299 @@
+"""The PostgreSQL side of a restore: a new database beside the live one, loaded by psql in one
+transaction, the catalog carried across, and the names swapped in one transaction.
+
+The live database is never written to except its catalog rows; until the rename commits it is
+exactly as it was, and a failure only has to drop the new database.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import psycopg
+from isal import igzip
+from psycopg import sql
+
+from backup_pipeline.archive.writer import CHUNK
+from backup_pipeline.backup.dump import CATALOG_SCHEMA, _stderr_summary
+from backup_pipeline.postgres import client_env, one_line, parse_url, with_database
+from backup_pipeline.progress import Progress
+from backup_pipeline.restore.errors import RestoreError
+from backup_pipeline.settings import Settings
+
+MAINTENANCE_DATABASES = ("postgres", "template1")
+MAX_NAME_BYTES = 63
+END_CONNECTIONS_TIMEOUT = 30.0
+CATALOG_LOCK_TIMEOUT = "30s"
+_LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries",
+                  "local_preload_libraries"}
+_DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
+
+
+def sibling_name(live: str, kind: str, restore_id: str) -> str:
+    """`<live>_<kind>_<8 hex>`, the live name shortened (whole characters) to fit 63 bytes."""
+    suffix = f"_{kind}_{restore_id.replace('-', '')[:8]}"
+    base = live.encode()[: MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore")
+    return base + suffix
+
+
+def admin_connect(url: str) -> psycopg.Connection:
+    """An autocommit connection to the server's maintenance database (not the live one, which
+    must have no sessions when it is renamed)."""
+    last: Exception | None = None
+    for name in MAINTENANCE_DATABASES:
+        try:
+            return psycopg.connect(with_database(url, name), autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            last = exc
+    names = ", ".join(MAINTENANCE_DATABASES)
+    raise RestoreError(f"cannot connect to a maintenance database ({names}) on the server: "
+                       f"{one_line(last)}")
+
+
+def exists(admin: psycopg.Connection, name: str) -> bool:
+    return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() \
+        is not None
+
+
+def create_database_like(admin: psycopg.Connection, live: str, new: str) -> None:
+    """CREATE DATABASE `new` with the live one's owner, encoding, locale, connection limit,
+    privileges, settings and comment (the parts of a database that pg_dump leaves out)."""
+    row = admin.execute(
+        "SELECT to_jsonb(d) - 'datacl', pg_get_userbyid(d.datdba),"
+        " pg_encoding_to_char(d.encoding), shobj_description(d.oid, 'pg_database'),"
+        " d.datacl IS NULL FROM pg_database d WHERE d.datname = %s", (live,)).fetchone()
+    if row is None:
+        raise RestoreError(f"database {live!r} does not exist")
+    info, owner, encoding, comment, default_acl = row
+    statement = sql.SQL(
+        "CREATE DATABASE {} TEMPLATE template0 OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}"
+        " CONNECTION LIMIT {}"
+    ).format(sql.Identifier(new), sql.Identifier(owner), sql.Literal(encoding),
+             sql.Literal(info["datcollate"]), sql.Literal(info["datctype"]),
+             sql.Literal(int(info["datconnlimit"])))
+    provider = info.get("datlocprovider")
+    locale = info.get("daticulocale") or info.get("datlocale")
+    if provider == "i":
+        statement += sql.SQL(" LOCALE_PROVIDER icu ICU_LOCALE {}").format(sql.Literal(locale))
+    elif provider == "b":
+        statement += sql.SQL(" LOCALE_PROVIDER builtin BUILTIN_LOCALE {}").format(
+            sql.Literal(locale))
+    admin.execute(statement)
+    target = sql.Identifier(new)
+    if not default_acl:
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(target))
+        for grantee, privilege, grantable in admin.execute(
+                "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,"
+                " a.privilege_type, a.is_grantable"
+                " FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s",
+                (live,)).fetchall():
+            if privilege not in _DATABASE_PRIVILEGES:
+                continue
+            admin.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
+                sql.SQL(privilege), target,
+                sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee),
+                sql.SQL(" WITH GRANT OPTION" if grantable else "")))
+    for role, setting in admin.execute(
+            "SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,"
+            " unnest(s.setconfig) FROM pg_db_role_setting s"
+            " JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s",
+            (live,)).fetchall():
+        name, _, value = setting.partition("=")
+        # list settings are stored already quoted by the server, the others as plain text
+        value_sql = sql.SQL(value) if name.lower() in _LIST_SETTINGS else sql.Literal(value)
+        prefix = (sql.SQL("ALTER DATABASE {}").format(target) if role is None else
+                  sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role), target))
+        admin.execute(prefix + sql.SQL(" SET {} TO ").format(sql.Identifier(name)) + value_sql)
+    if comment is not None:
+        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(target, sql.Literal(comment)))
+
+
+def drop(admin: psycopg.Connection, name: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _without_ranges(chunks: Iterable[bytes], ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The byte stream with the given [start, end) ranges left out."""
+    offset = 0
+    for chunk in chunks:
+        start, end = offset, offset + len(chunk)
+        offset = end
+        cut = [(max(a, start) - start, min(b, end) - start)
+               for a, b in ranges if a < end and b > start]
+        if not cut:
+            yield chunk
+            continue
+        pos = 0
+        for a, b in cut:
+            if a > pos:
+                yield chunk[pos:a]
+            pos = b
+        if pos < len(chunk):
+            yield chunk[pos:]
+
+
+def _sql_chunks(dump_path: Path) -> Iterator[bytes]:
+    with igzip.open(dump_path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def load_dump(settings: Settings, target_url: str, dump_path: Path, stderr_path: Path, *,
+              restricted: bool, restrict_lines: list[tuple[int, int]],
+              progress: Progress | None = None) -> None:
+    """psql -X -v ON_ERROR_STOP=1 --single-transaction, fed the decompressed dump on stdin.
+
+    `restricted`: psql runs restricted to SQL by a key the dump cannot know: the dump's own
+    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out and ours comes first,
+    so a meta-command that got past the scanner stops psql instead of running. Needs a psql
+    that knows `\\restrict` (15.14, 16.10, 17.6 and later)."""
+    progress = progress or Progress()
+    psql = settings.pg_tool("psql")
+    conninfo, env = client_env(target_url)
+    cmd = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+           "-d", conninfo, "-f", "-"]
+    chunks = _sql_chunks(dump_path)
+    if restricted:
+        chunks = _without_ranges(chunks, restrict_lines)
+    with open(stderr_path, "wb") as err:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env)
+        except OSError as exc:
+            raise RestoreError(f"cannot start psql: {exc.strerror}") from None
+        try:
+            try:
+                if restricted:
+                    proc.stdin.write(f"\\restrict {secrets.token_hex(24)}\n".encode())
+                for chunk in chunks:
+                    proc.stdin.write(chunk)
+                    progress.add_bytes(len(chunk))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # psql stopped early: its exit code and stderr say why
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if returncode != 0:
+        detail = _stderr_summary(stderr_path) or f"exit code {returncode}"
+        raise RestoreError(f"loading the dump failed, nothing was changed: {detail}")
+
+
+def copy_catalog(settings: Settings, live_url: str, target_url: str, work_dir: Path) -> None:
+    """pg_dump of schema `backup` from the live database, piped into psql on the new one."""
+    live_conninfo, live_env = client_env(live_url)
+    target_conninfo, target_env = client_env(target_url)
+    dump_err, load_err = work_dir / "catalog-dump.stderr", work_dir / "catalog-load.stderr"
+    with open(dump_err, "wb") as derr, open(load_err, "wb") as lerr:
+        procs: list[subprocess.Popen] = []
+        try:
+            procs.append(subprocess.Popen(
+                [settings.pg_tool("pg_dump"), "--format=plain", "--no-password",
+                 f"--schema={CATALOG_SCHEMA}", "--lock-wait-timeout=30000",
+                 f"--dbname={live_conninfo}"],
+                stdout=subprocess.PIPE, stderr=derr, stdin=subprocess.DEVNULL, env=live_env))
+            procs.append(subprocess.Popen(
+                [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+                 "--single-transaction", "-d", target_conninfo, "-f", "-"],
+                stdin=procs[0].stdout, stdout=subprocess.DEVNULL, stderr=lerr, env=target_env))
+            procs[0].stdout.close()
+            load_rc = procs[1].wait()
+            dump_rc = procs[0].wait()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    if dump_rc != 0:
+        raise RestoreError(f"copying the catalog failed: pg_dump: "
+                           f"{_stderr_summary(dump_err) or f'exit code {dump_rc}'}")
+    if load_rc != 0:
+        raise RestoreError(f"copying the catalog failed: psql: "
+                           f"{_stderr_summary(load_err) or f'exit code {load_rc}'}")
+
+
+def has_catalog_schema(url: str) -> bool:
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        return conn.execute("SELECT to_regnamespace(%s)", (CATALOG_SCHEMA,)).fetchone()[0] \
+            is not None
+
+
+def lock_catalog(conn: psycopg.Connection) -> None:
+    """Block writes to every catalog table (reads, such as pg_dump's, still pass) until
+    `conn`'s transaction ends."""
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(CATALOG_LOCK_TIMEOUT)))
+    tables = conn.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname = %s",
+                          (CATALOG_SCHEMA,)).fetchall()
+    if tables:
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)))
+
+
+def set_allow_connections(admin: psycopg.Connection, name: str, allow: bool) -> None:
+    admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+        sql.Identifier(name), sql.SQL("true" if allow else "false")))
+
+
+def end_connections(admin: psycopg.Connection, name: str, keep: Iterable[int] = (),
+                    timeout: float = END_CONNECTIONS_TIMEOUT) -> int:
+    """Terminate every other session on database `name` and wait until they are gone."""
+    ended: set[int] = set()
+    keep = list(keep)
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [r[0] for r in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            " AND NOT (pid = ANY(%s))", (name, keep)).fetchall()]
+        if not pids:
+            return len(ended)
+        if time.monotonic() > deadline:
+            raise RestoreError(f"{len(pids)} sessions on database {name!r} did not end within "
+                               f"{timeout:.0f}s")
+        for pid in pids:
+            if admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]:
+                ended.add(pid)
+        time.sleep(0.05)
+
+
+def swap_names(admin: psycopg.Connection, live: str, new: str, old: str) -> None:
+    """live -> old and new -> live in one transaction: both or neither."""
+    with admin.transaction():
+        admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(live), sql.Identifier(old)))
+        admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(new), sql.Identifier(live)))
+
+
+def server_major(version: str | None) -> str | None:
+    """'15.20 (Debian ...)' -> '15'; '9.6.3' -> '9.6'."""
+    if not version:
+        return None
+    number = version.split()[0]
+    parts = number.split(".")
+    return ".".join(parts[:2]) if parts[0] in ("9", "8", "7") else parts[0]
+
+
+def database_free_bytes(conn: psycopg.Connection, url: str) -> int | None:
+    """Free space where the server keeps its data, when the server runs on this machine and
+    tells us where that is; None otherwise."""
+    host = parse_url(url).get("host", "")
+    if host and not host.startswith("/") and host not in ("localhost", "127.0.0.1", "::1"):
+        return None
+    try:
+        row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+                           ).fetchone()
+    except psycopg.Error:
+        return None
+    if not row or not row[0] or not Path(row[0]).exists():
+        return None
+    try:
+        return shutil.disk_usage(row[0]).free
+    except OSError:
+        return None

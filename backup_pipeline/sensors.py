@@ -1,0 +1,206 @@
+"""Email notification sensors: success and failure of backup_job and restore_job, and the
+delivery of the outbox.
+
+The run-status sensors monitor all code locations and filter on the job name themselves: runs
+made by `execute_in_process` (the CLI) carry no code location origin, and a sensor with
+`monitored_jobs=[...]` would silently ignore them. Each sensor only decides and queues (the work
+is in `backup_pipeline.notifications.service`), then tries to send at once; whatever could not be
+sent stays in the outbox, which `email_outbox_sensor` retries with backoff. That sensor also
+catches up runs that no run-status sensor handled (Dagster moves a run-status sensor's cursor
+on even when it fails, and ignores runs that ended before its first tick).
+"""
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from backup_pipeline.cli.dagster_run import error_text
+from backup_pipeline.errors import ConfigError
+from backup_pipeline.notifications import service
+from backup_pipeline.notifications.facts import (
+    BACKUP_JOB,
+    JOB_FAMILIES,
+    KINDS,
+    RESTORE_JOB,
+    FinishedRun,
+)
+from backup_pipeline.ops.backup import SKIPPED_TAG
+from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.smtp import SmtpResource
+
+RUN_SENSOR_INTERVAL_SECONDS = 15
+OUTBOX_SENSOR_INTERVAL_SECONDS = 30
+# runs the run-status sensors had this long to handle are caught up by the outbox sensor
+CATCH_UP_AFTER = timedelta(minutes=5)
+CATCH_UP_WINDOW = timedelta(hours=24)
+OUTBOX_SENSOR = "email_outbox_sensor"
+_STATUSES = {"success": dg.DagsterRunStatus.SUCCESS, "failure": dg.DagsterRunStatus.FAILURE}
+
+
+def sensor_name(kind: str) -> str:
+    return f"{kind}_email_sensor"
+
+
+def webserver_url() -> str | None:
+    return os.environ.get("DAGSTER_WEBSERVER_URL")
+
+
+def finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> FinishedRun:
+    """The run as plain data, with its first failed step and that step's error (or the run's
+    failure message when no step failed)."""
+    succeeded = run.status == dg.DagsterRunStatus.SUCCESS
+    failed_step = error = None
+    if not succeeded:
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            event = entry.dagster_event
+            failed_step = event.step_key
+            error = error_text(event.event_specific_data.error)
+            break
+        else:
+            for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+                data = entry.dagster_event.event_specific_data
+                error = error_text(data.error) if data is not None and data.error else \
+                    entry.dagster_event.message
+    return FinishedRun(run_id=run.run_id, job_name=run.job_name, succeeded=succeeded,
+                       tags=dict(run.tags), run_config=dict(run.run_config or {}),
+                       failed_step=failed_step, error=error,
+                       skip_reason=run.tags.get(SKIPPED_TAG))
+
+
+def _smtp_config(smtp: SmtpResource, log):
+    """(configured, config): configured is False only when SMTP_HOST is unset; config is None
+    when unset or invalid (the problem is logged; queued mail waits for a fix)."""
+    try:
+        config = smtp.config()
+    except ConfigError as exc:
+        log.error(f"mail cannot be sent: {exc}")
+        return True, None
+    return config is not None, config
+
+
+def _notify(context: dg.RunStatusSensorContext, database: DatabaseResource, smtp: SmtpResource,
+            name: str):
+    configured, config = _smtp_config(smtp, context.log)
+    run = finished_run(context.instance, context.dagster_run)
+    decision = service.decide(database.url, run, mail_configured=configured,
+                              webserver_url=webserver_url(), decided_by=name)
+    if decision.outcome != "queued":
+        return dg.SkipReason(decision.describe())
+    context.log.info(decision.describe())
+    if decision.new and config is not None:
+        report = service.deliver(database.url, config, smtp.policy())
+        context.log.info(f"outbox delivery: {report.describe()}")
+    return None
+
+
+def _run_sensor(job_name: str, outcome: str) -> dg.RunStatusSensorDefinition:
+    kind = f"{JOB_FAMILIES[job_name]}_{outcome}"
+    name = sensor_name(kind)
+
+    @dg.run_status_sensor(
+        name=name,
+        run_status=_STATUSES[outcome],
+        monitor_all_code_locations=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=RUN_SENSOR_INTERVAL_SECONDS,
+        description=f"Queues and sends the {outcome} mail of {job_name} runs (settings "
+        "email_enabled, email_recipients, notify_on_success, notify_on_failure).",
+    )
+    def _sensor(context: dg.RunStatusSensorContext, database: DatabaseResource,
+                smtp: SmtpResource):
+        # A SkipReason (rather than None) for other jobs' runs: None would make Dagster write
+        # "sensor acted on run" into every unrelated run's log. It ends the tick, so one run is
+        # handled per tick; the outbox sensor's catch-up covers any backlog.
+        if context.dagster_run.job_name != job_name:
+            return dg.SkipReason(f"run {context.dagster_run.run_id} is a "
+                                 f"{context.dagster_run.job_name} run, not {job_name}")
+        return _notify(context, database, smtp, name)
+
+    return _sensor
+
+
+backup_success_email_sensor = _run_sensor(BACKUP_JOB, "success")
+backup_failure_email_sensor = _run_sensor(BACKUP_JOB, "failure")
+restore_success_email_sensor = _run_sensor(RESTORE_JOB, "success")
+restore_failure_email_sensor = _run_sensor(RESTORE_JOB, "failure")
+
+
+def stopped_sensors(instance: dg.DagsterInstance) -> set[str]:
+    """Names of our run-status sensors an operator has turned off in the UI."""
+    if instance.schedule_storage is None:  # an in-memory instance keeps no sensor states
+        return set()
+    names = {sensor_name(kind) for kind in KINDS}
+    return {state.name for state in instance.all_instigator_state()
+            if state.name in names and state.status.value == "STOPPED"}
+
+
+def unhandled_runs(instance: dg.DagsterInstance, database_url: str, *, ended_before: datetime,
+                   ended_after: datetime) -> list[dg.DagsterRun]:
+    """Finished backup_job and restore_job runs in the window with no notification decision
+    yet, except those whose run-status sensor is turned off."""
+    stopped = stopped_sensors(instance)
+    found: list[dg.DagsterRun] = []
+    for job_name in (BACKUP_JOB, RESTORE_JOB):
+        records = instance.get_run_records(
+            filters=dg.RunsFilter(job_name=job_name, statuses=list(_STATUSES.values()),
+                                  updated_after=ended_after),
+            limit=200,
+        )
+        found += [r.dagster_run for r in records
+                  if r.end_time is not None and r.end_time <= ended_before.timestamp()]
+    decided = service.decided_runs(database_url, [run.run_id for run in found])
+    out = []
+    for run in found:
+        kind = f"{JOB_FAMILIES[run.job_name]}_" + \
+            ("success" if run.status == dg.DagsterRunStatus.SUCCESS else "failure")
+        if (run.run_id, kind) not in decided and sensor_name(kind) not in stopped:
+            out.append(run)
+    return out
+
+
+def catch_up(instance: dg.DagsterInstance, database_url: str, *, mail_configured: bool,
+             ended_before: datetime, ended_after: datetime) -> list[service.Decision]:
+    """Decide (and queue) for every run the run-status sensors missed."""
+    return [
+        service.decide(database_url, finished_run(instance, run),
+                       mail_configured=mail_configured, webserver_url=webserver_url(),
+                       decided_by=f"{OUTBOX_SENSOR} (catch-up)")
+        for run in unhandled_runs(instance, database_url, ended_before=ended_before,
+                                  ended_after=ended_after)
+    ]
+
+
+@dg.sensor(
+    name=OUTBOX_SENSOR,
+    minimum_interval_seconds=OUTBOX_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends queued notification mails that could not be sent yet, with backoff "
+    "(backup.email_outbox), and catches up finished runs no run-status sensor handled.",
+)
+def email_outbox_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
+                        smtp: SmtpResource):
+    configured, config = _smtp_config(smtp, context.log)
+    if not configured:
+        return dg.SkipReason("SMTP_HOST is not set, so no mail is sent")
+    now = datetime.fromtimestamp(time.time(), UTC)
+    decisions = catch_up(context.instance, database.url, mail_configured=True,
+                         ended_before=now - CATCH_UP_AFTER, ended_after=now - CATCH_UP_WINDOW)
+    for decision in decisions:
+        context.log.info(f"catch-up: {decision.describe()}")
+    if config is None:
+        return dg.SkipReason("the SMTP settings are invalid (see the tick's log); queued mail "
+                             "waits in backup.email_outbox")
+    report = service.deliver(database.url, config, smtp.policy())
+    return dg.SkipReason(f"outbox: {report.describe()}"
+                         + (f"; caught up {len(decisions)} runs" if decisions else ""))
+
+
+email_sensors = [
+    backup_success_email_sensor,
+    backup_failure_email_sensor,
+    restore_success_email_sensor,
+    restore_failure_email_sensor,
+    email_outbox_sensor,
+]

@@ -1,0 +1,116 @@
+"""Failures after verification (safety backup, swap) leave everything as it was; restores of
+only the database or only the documents leave the other alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from backup_pipeline.backup.service import run_backup
+from backup_pipeline.catalog import history
+from backup_pipeline.postgres import database_name, with_database
+from backup_pipeline.restore import documents, runs, service
+from backup_pipeline.restore.errors import RestoreError
+from backup_pipeline.settings import Settings
+from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
+
+
+def state(settings) -> tuple:
+    siblings = sorted(p.name for p in settings.documents_dir.parent.iterdir())
+    return (database_fingerprint(settings.database_url), tree_fingerprint(settings.documents_dir),
+            siblings)
+
+
+def test_failed_swap_puts_documents_and_connections_back(app_env, pg_server_url):
+    settings = app_env.settings
+    backup = run_backup(settings)
+    psql(settings.database_url, "-c", "DELETE FROM film_actor WHERE actor_id < 50")
+    (settings.documents_dir / "1002" / "empty.txt").unlink()
+    plan = service.claim(settings, backup["id"], dry_run=False)
+    checked = service.verify(settings, plan)
+    service.safety_backup(settings, plan, lambda: run_backup(
+        settings, backup_type="safety", trigger="restore"))
+    service.load_database(settings, plan, checked)
+    before = state(settings)
+    # the name the live database would be renamed to is taken: the rename transaction fails
+    # after the catalog copy, the session cut-off and the documents swap have happened
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{plan.old_database}"')
+    try:
+        with pytest.raises(RestoreError, match="restore failed at step swap: .*already exists"):
+            service.swap(settings, plan)
+        assert state(settings)[:2] == before[:2]
+        assert state(settings)[2] == ["backups", "dagster_home", "documents"]
+        with psycopg.connect(pg_server_url) as admin:
+            names = {r[0]: r[1] for r in admin.execute(
+                "SELECT datname, datallowconn FROM pg_database WHERE datname LIKE %s",
+                (database_name(settings.database_url) + "%",)).fetchall()}
+        assert names == {database_name(settings.database_url): True, plan.old_database: True}
+        status = runs.get(settings.database_url, plan.restore_id)
+        assert (status["state"], status["step"]) == ("failed", "swap")
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{plan.old_database}"')
+
+
+def test_failed_safety_backup_changes_nothing(app_env):
+    settings = app_env.settings
+    backup = run_backup(settings)
+    # a document name that is not UTF-8 makes every backup fail, the safety backup too
+    bad = settings.documents_dir / "1001" / b"bad-\xff-name".decode("utf-8", "surrogateescape")
+    bad.write_bytes(b"x")
+    before = state(settings)
+    with pytest.raises(RestoreError, match="restore failed at step safety_backup: .*not UTF-8"):
+        service.run_restore(settings, backup["id"], dry_run=False)
+    assert state(settings) == before
+    status = runs.latest(settings.database_url)
+    assert (status["state"], status["step"]) == ("failed", "safety_backup")
+
+
+def test_database_only_and_documents_only(app_env):
+    settings = app_env.settings
+    url = settings.database_url
+    backup = run_backup(settings)
+    original_db, original_docs = database_fingerprint(url), tree_fingerprint(settings.documents_dir)
+    psql(url, "-c", "UPDATE staff SET username = 'changed'")
+    (settings.documents_dir / "1003" / "archive.zip").write_bytes(b"changed")
+    changed_db, changed_docs = database_fingerprint(url), tree_fingerprint(settings.documents_dir)
+
+    service.run_restore(settings, backup["id"], dry_run=False, scope="documents")
+    assert (database_fingerprint(url), tree_fingerprint(settings.documents_dir)) == \
+        (changed_db, original_docs)
+
+    (settings.documents_dir / "1003" / "archive.zip").write_bytes(b"changed")
+    record = service.run_restore(settings, backup["id"], dry_run=False, scope="database")
+    assert (database_fingerprint(url), tree_fingerprint(settings.documents_dir)) == \
+        (original_db, changed_docs)
+    assert record["scope"] == "database"
+    with psycopg.connect(with_database(url, "postgres")) as conn:
+        assert conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                            (database_name(url),)).fetchone()[0] is True
+
+
+def test_symlinked_documents_dir_keeps_its_link(app_env, tmp_path):
+    real = app_env.documents_dir.rename(tmp_path / "real-documents")
+    app_env.documents_dir.symlink_to(real)
+    settings = app_env.settings
+    backup = run_backup(settings)
+    (real / "1001" / "invoice-2024.txt").write_bytes(b"changed")
+    service.run_restore(settings, backup["id"], dry_run=False, scope="documents")
+    assert app_env.documents_dir.is_symlink() and app_env.documents_dir.resolve() == real
+    assert (real / "1001" / "invoice-2024.txt").read_bytes().startswith(b"Invoice 2024")
+
+
+def test_a_mounted_documents_dir_is_refused_before_anything(app_env):
+    assert "is a mount point" in documents.swap_problem(Path("/dev/pts"))
+    assert documents.swap_problem(app_env.documents_dir) is None
+    settings = Settings(app_env.database_url, Path("/dev/pts"), app_env.backup_dir)
+    backup = run_backup(app_env.settings)
+    preview = service.run_restore(settings, backup["id"], dry_run=True)
+    assert any("mount the volume one level up" in w for w in preview["warnings"])
+    with pytest.raises(RestoreError, match="step verify: DOCUMENTS_DIR /dev/pts is a mount point"):
+        service.run_restore(settings, backup["id"], dry_run=False)
+    assert history.list_page(app_env.database_url, backup_type="safety")["total"] == 0
