@@ -24,6 +24,7 @@ from backup_pipeline.errors import (
     NotFoundError,
     UnavailableError,
 )
+from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 
 log = logging.getLogger("backup_pipeline.api")
 
@@ -57,8 +58,10 @@ _DOMAIN_ERRORS: tuple[tuple[type[BackupPipelineError], int, str], ...] = (
     (UnavailableError, 503, "unavailable"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (RestoreBusyError, 409, "conflict"),
     (TooLargeError, 413, "too_large"),
     (ArchiveError, 422, "invalid_archive"),
+    (RestoreError, 422, "refused"),
     (ConfigError, 422, "invalid_input"),
 )
 
