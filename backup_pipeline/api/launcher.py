@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-from gql.transport.exceptions import TransportServerError
+from gql.transport.exceptions import TransportError, TransportQueryError
 
 from backup_pipeline.errors import (
     BackupPipelineError,
@@ -138,10 +138,21 @@ class DagsterLauncher:
                 return self._client.submit_job_execution(job_name, run_config=run_config,
                                                          tags=tags or {})
             except DagsterGraphQLClientError as exc:
-                cause = exc.__cause__
-                if isinstance(cause, requests.RequestException | TransportServerError):
+                cause = _transport_failure(exc)
+                if cause is not None:
                     raise self._unavailable(cause) from None
                 raise BackupPipelineError(_client_error(job_name, exc)) from None
+
+
+def _transport_failure(exc: BaseException) -> BaseException | None:
+    """The connection or server error somewhere in the client error's chain, if any."""
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, requests.RequestException | TransportError) \
+                and not isinstance(seen, TransportQueryError):  # a GraphQL error is an answer
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _client_error(job_name: str, exc: DagsterGraphQLClientError) -> str:

@@ -125,3 +125,62 @@ def test_the_readme_curl_launch_works(dagster_stack: DagsterStack):
     assert row["trigger"] == "api"
     launcher = DagsterLauncher(dagster_stack.webserver_url)
     assert launcher.run(run_id).tags[BACKUP_ID_TAG] == row["id"]
+
+
+RESTORE_STATUS = f"{BASE}/restore/status"
+
+
+def backup_over_http(client) -> dict:
+    launched = client.post(BASE, json={"note": "to restore"})
+    assert launched.status_code == 202, launched.text
+    backup_id = launched.json()["backup_id"]
+    record = wait_for(lambda: client.get(f"{BASE}/{backup_id}").json(),
+                      lambda r: r["status"] in ("completed", "failed"), "the backup to end")
+    assert record["status"] == "completed", record
+    return record
+
+
+def wait_restore(client, restore_id: str) -> dict:
+    return wait_for(lambda: client.get(RESTORE_STATUS, params={"restore_id": restore_id}).json(),
+                    lambda r: r["state"] in ("completed", "failed"), "the restore to end")
+
+
+def test_restore_preview_then_execute(dagster_stack: DagsterStack):
+    url = dagster_stack.env.database_url
+    with dagster_stack.api.client() as client:
+        record = backup_over_http(client)
+        wait_run_ended(dagster_stack, record["dagster_run_id"])
+        with psycopg.connect(url) as conn:
+            conn.execute("DELETE FROM public.payment WHERE payment_id % 2 = 0")
+            changed = conn.execute("SELECT count(*) FROM public.payment").fetchone()[0]
+
+        preview = client.post(f"{BASE}/{record['id']}/restore/preview")
+        assert preview.status_code == 202, preview.text
+        launched = preview.json()
+        assert launched["dry_run"] is True and launched["backup_id"] == record["id"]
+        status = wait_restore(client, launched["restore_id"])
+        assert status["state"] == "completed", status
+        assert status["dry_run"] is True and status["preview"]
+        wait_run_ended(dagster_stack, launched["run_id"])
+        with psycopg.connect(url) as conn:  # a preview changes nothing
+            assert conn.execute("SELECT count(*) FROM public.payment").fetchone()[0] == changed
+
+        execute = client.post(f"{BASE}/{record['id']}/restore", json={"scope": "database"})
+        assert execute.status_code == 202, execute.text
+        restore = execute.json()
+        assert restore["dry_run"] is False
+        body = assert_error(client.post(f"{BASE}/{record['id']}/restore"), 409, "conflict")
+        assert "already running" in body["message"]
+        assert_error(client.post(BASE), 409, "conflict")
+
+        status = wait_restore(client, restore["restore_id"])
+        assert status["state"] == "completed", status
+        assert status["safety_backup_id"] and status["scope"] == "database"
+        assert wait_run_ended(dagster_stack, restore["run_id"]) == "SUCCESS"
+        latest = client.get(RESTORE_STATUS).json()
+        assert latest["id"] == restore["restore_id"]
+        safety = client.get(f"{BASE}/{status['safety_backup_id']}").json()
+        assert safety["backup_type"] == "safety" and safety["status"] == "completed"
+    with psycopg.connect(url) as conn:
+        restored = conn.execute("SELECT count(*) FROM public.payment").fetchone()[0]
+    assert restored > changed
