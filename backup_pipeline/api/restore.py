@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from backup_pipeline.api.backups import completed_archive
+from backup_pipeline.api.config import ApiConfig
 from backup_pipeline.api.deps import Config, Launcher
 from backup_pipeline.api.launcher import TRIGGER_TAG, DagsterLauncher
 from backup_pipeline.api.models import Launched, StrictBody
@@ -58,7 +59,7 @@ class RestoreStatus(BaseModel):
     created_at: str | None = None
 
 
-def _launch(request: Request, config, launcher: DagsterLauncher, backup_id: str,
+def _launch(config: ApiConfig, launcher: DagsterLauncher, backup_id: str,
             body: RestoreRequest | None, *, dry_run: bool) -> dict[str, Any]:
     row, _ = completed_archive(config, backup_id)  # 404/409 at once, not inside the run
     if not dry_run:
@@ -80,23 +81,23 @@ def _launch(request: Request, config, launcher: DagsterLauncher, backup_id: str,
              summary="Preview restore",
              responses={404: {"description": "Unknown backup, or it has no archive"},
                         409: {"description": "The backup has not ended yet"}})
-def preview_restore(request: Request, backup_id: str, config: Config, launcher: Launcher,
+def preview_restore(backup_id: str, config: Config, launcher: Launcher,
                     body: Annotated[RestoreRequest | None, Body()] = None) -> dict[str, Any]:
     """Launches `restore_job` with `dry_run: true`: the archive is verified and compared with
     the live database and documents; nothing changes. The result is in the restore status
     (`preview`) and in the run's metadata."""
-    return _launch(request, config, launcher, backup_id, body, dry_run=True)
+    return _launch(config, launcher, backup_id, body, dry_run=True)
 
 
 @router.post("/{backup_id}/restore", status_code=202, response_model=RestoreLaunched,
              summary="Execute restore",
              responses={404: {"description": "Unknown backup, or it has no archive"},
                         409: {"description": "A backup or restore is running"}})
-def execute_restore(request: Request, backup_id: str, config: Config, launcher: Launcher,
+def execute_restore(backup_id: str, config: Config, launcher: Launcher,
                     body: Annotated[RestoreRequest | None, Body()] = None) -> dict[str, Any]:
     """Launches `restore_job` with `dry_run: false`: a safety backup first, then the database
     and documents are replaced atomically."""
-    return _launch(request, config, launcher, backup_id, body, dry_run=False)
+    return _launch(config, launcher, backup_id, body, dry_run=False)
 
 
 def _alive(launcher: DagsterLauncher):

@@ -106,13 +106,18 @@ def test_details_download_delete(api: ApiServer, app_env: AppEnv):
         assert_error(client.get(f"{BASE}/{record['id']}/download"), 404, "not_found")
 
 
-def test_unknown_unfinished_and_fileless_backups(api: ApiServer, app_env: AppEnv):
-    url = app_env.database_url
+def unfinished_failed_fileless(url: str) -> tuple[str, str, str]:
+    """Ids of a backup still running, a failed one, and a completed one whose file is gone."""
     running = history.create(url, backup_type="manual", trigger="test")["id"]
     failed = history.create(url, backup_type="manual", trigger="test")["id"]
     history.fail(url, failed, "pg_dump failed")
     lost = history.create(url, backup_type="manual", trigger="test")["id"]
     history.complete(url, lost, file_name="motovaultpro_backup_20200101_000000.tar.gz")
+    return running, failed, lost
+
+
+def test_unknown_unfinished_and_fileless_backups(api: ApiServer, app_env: AppEnv):
+    running, failed, lost = unfinished_failed_fileless(app_env.database_url)
     with api.client() as client:
         for unknown in (str(uuid.uuid4()), "not-a-uuid", "1"):
             body = assert_error(client.get(f"{BASE}/{unknown}"), 404, "not_found")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from backup_pipeline.catalog import history
 from backup_pipeline.restore import runs
 from backup_pipeline_tests.api.conftest import ApiServer
-from backup_pipeline_tests.api.test_backups_api import BASE, assert_error
+from backup_pipeline_tests.api.test_backups_api import (
+    BASE,
+    assert_error,
+    unfinished_failed_fileless,
+)
 from backup_pipeline_tests.conftest import AppEnv
 
 STATUS = f"{BASE}/restore/status"
@@ -15,11 +18,8 @@ STATUS = f"{BASE}/restore/status"
 
 def test_restore_requests_answered_at_once(api: ApiServer, app_env: AppEnv):
     url = app_env.database_url
-    running = history.create(url, backup_type="manual", trigger="test")["id"]
-    failed = history.create(url, backup_type="manual", trigger="test")["id"]
-    history.fail(url, failed, "boom")
-    done = history.create(url, backup_type="manual", trigger="test")["id"]
-    history.complete(url, done, file_name="motovaultpro_backup_20200101_000000.tar.gz")
+    # `done` is completed; that its file is missing matters only inside the run
+    running, failed, done = unfinished_failed_fileless(url)
     with api.client() as client:
         assert client.get(STATUS).json()["state"] is None  # no restore yet
         for action in ("restore/preview", "restore"):

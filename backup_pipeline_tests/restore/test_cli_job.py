@@ -131,7 +131,7 @@ def test_restore_job_is_launchable_with_defaults(monkeypatch):
     assert job.executor_def is dg.in_process_executor
     config = {"ops": {"start_restore": {"config": {"backup_id": "x"}}}}
     assert dg.validate_run_config(job, config)["ops"]["start_restore"]["config"] == {
-        "backup_id": "x", "dry_run": True, "scope": "both", "trigger": "ui"}
+        "backup_id": "x", "dry_run": True, "scope": "both", "trigger": "ui", "restore_id": None}
 
 
 def test_unknown_or_unfinished_backups_are_refused(app_env):
