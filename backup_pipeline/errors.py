@@ -22,3 +22,11 @@ class ArchiveError(BackupPipelineError):
 
 class NotFoundError(BackupPipelineError):
     """A catalog record does not exist."""
+
+
+class ConflictError(BackupPipelineError):
+    """The request clashes with what is going on (a backup still running, a restore under way)."""
+
+
+class UnavailableError(ConfigError):
+    """A service we depend on (the database, Dagster's webserver) does not answer."""

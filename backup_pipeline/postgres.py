@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from backup_pipeline.errors import ConfigError
+from backup_pipeline.errors import ConfigError, UnavailableError
 
 
 def parse_url(url: str) -> dict[str, str]:
@@ -59,7 +59,7 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.OperationalError as exc:
-        raise ConfigError(f"cannot connect to {describe(url)}: {one_line(exc)}") from None
+        raise UnavailableError(f"cannot connect to {describe(url)}: {one_line(exc)}") from None
 
 
 @contextmanager

@@ -11,7 +11,12 @@ from typing import Any
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
 from backup_pipeline.catalog import history
-from backup_pipeline.errors import ArchiveError, BackupPipelineError, NotFoundError
+from backup_pipeline.errors import (
+    ArchiveError,
+    BackupPipelineError,
+    ConflictError,
+    NotFoundError,
+)
 from backup_pipeline.settings import Settings
 
 
@@ -66,8 +71,8 @@ def delete(settings: Settings, backup_id: str) -> dict[str, Any]:
     """Remove the archive, then its record; a backup still being written is refused."""
     row = history.get(settings.database_url, backup_id)
     if row["status"] in ("pending", "in_progress"):
-        raise BackupPipelineError(f"backup {row['id']} is {row['status']}; it cannot be deleted "
-                                  "until it ends")
+        raise ConflictError(f"backup {row['id']} is {row['status']}; it cannot be deleted "
+                            "until it ends")
     path = archive_path(settings, row)
     file_removed = False
     if path is not None:

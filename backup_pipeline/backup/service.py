@@ -119,7 +119,8 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
-          note: str | None = None, run_id: str | None = None) -> BackupPlan:
+          note: str | None = None, run_id: str | None = None,
+          backup_id: str | None = None) -> BackupPlan:
     """Record the backup as in progress, then prepare its private staging directory.
 
     Refused while a restore runs (its own safety backup excepted): the restore swaps the
@@ -127,7 +128,8 @@ def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: st
     if backup_type != "safety":
         refuse_during_restore(settings.database_url, f"a {backup_type} backup")
     row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
-                         schedule_id=schedule_id, note=note, dagster_run_id=run_id)
+                         schedule_id=schedule_id, note=note, dagster_run_id=run_id,
+                         backup_id=backup_id)
     plan = BackupPlan(row["id"], backup_type, trigger, row["started_at"],
                       str(settings.backup_dir / STAGING / row["id"]))
     with failing(settings, plan):

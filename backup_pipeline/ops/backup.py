@@ -33,6 +33,10 @@ class BackupConfig(dg.Config):
         default=None, description="Set by backup schedules: the tick (ISO 8601) this backup is "
         "for. One backup per schedule and slot, however many runs are launched for it."
     )
+    backup_id: str | None = Field(
+        default=None, description="A UUID for the new backup's catalog row; set by the admin API "
+        "so it can answer with the id before the run starts. Leave empty otherwise.",
+    )
 
 
 def _settings(database: DatabaseResource, storage: StorageResource) -> Settings:
@@ -93,6 +97,7 @@ def start_backup(
     plan = service.begin(
         settings, backup_type=config.backup_type, trigger=config.trigger,
         schedule_id=config.schedule_id, note=config.note, run_id=context.run_id,
+        backup_id=config.backup_id,
     )
     guard = schedule_lock.current()
     if guard is not None:

@@ -36,6 +36,10 @@ class RestoreConfig(dg.Config):
         default="both", description="What to restore: the database, the documents, or both."
     )
     trigger: str = Field(default="ui", description="Who asked: ui, cli, api.")
+    restore_id: str | None = Field(
+        default=None, description="A UUID for the restore's status row; set by the admin API "
+        "so it can answer with the id before the run starts. Leave empty otherwise.",
+    )
 
 
 def run_alive(instance: dg.DagsterInstance):
@@ -59,7 +63,7 @@ def start_restore(
     plan = service.claim(
         _settings(database, storage), config.backup_id, dry_run=config.dry_run,
         scope=config.scope, trigger=config.trigger, run_id=context.run_id,
-        alive=run_alive(context.instance),
+        alive=run_alive(context.instance), restore_id=config.restore_id,
     )
     context.add_output_metadata({"restore_id": plan.restore_id, "backup_id": plan.backup_id,
                                  "dry_run": plan.dry_run, "scope": plan.scope,

@@ -61,8 +61,9 @@ def _refuse_duplicate(database_url: str, manifest: dict[str, Any], sha256: str) 
 
 
 def import_archive(settings: Settings, source: Path, *, note: str | None = None,
-                   progress: Progress | None = None) -> dict[str, Any]:
-    """Validate an archive made elsewhere and add it as type `uploaded`; returns its record."""
+                   progress: Progress | None = None, trigger: str = "import") -> dict[str, Any]:
+    """Validate an archive made elsewhere and add it as type `uploaded`; returns its record.
+    `trigger` says who asked (`import` from the CLI, `upload` from the admin API)."""
     progress = progress or Progress()
     source = Path(source)
     if not source.is_file():
@@ -84,16 +85,16 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         _refuse_duplicate(settings.database_url, manifest, sha256)
         return _add(settings, copy, sha256, checked, note or
                     f"imported {source.name} (backup {manifest.get('backup_id')} of "
-                    f"{manifest.get('started_at')})")
+                    f"{manifest.get('started_at')})", trigger)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _add(settings: Settings, copy: Path, sha256: str, checked: CheckedArchive, note: str
-         ) -> dict[str, Any]:
+def _add(settings: Settings, copy: Path, sha256: str, checked: CheckedArchive, note: str,
+         trigger: str = "import") -> dict[str, Any]:
     manifest = checked.manifest
     source = manifest.get("source") or {}
-    row = history.create(settings.database_url, backup_type="uploaded", trigger="import",
+    row = history.create(settings.database_url, backup_type="uploaded", trigger=trigger,
                          note=note[:500])
     final: Path | None = None
     try:

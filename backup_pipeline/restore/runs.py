@@ -101,22 +101,23 @@ def running_backups(database_url: str, alive: Alive) -> list[dict[str, Any]]:
 
 
 def create(database_url: str, *, backup_id: str, dry_run: bool, scope: str, trigger: str,
-           run_id: str | None) -> dict[str, Any]:
+           run_id: str | None, restore_id: str | None = None) -> dict[str, Any]:
     """The row of a new restore, state running; RestoreBusyError if another restore runs."""
     try:
         with connect(database_url) as conn:
             check_migrated(conn)
             return _row(conn.cursor(row_factory=dict_row).execute(
                 "INSERT INTO backup.restore_runs"
-                " (backup_id, dry_run, scope, state, step, trigger, dagster_run_id)"
-                " VALUES (%s, %s, %s, 'running', 'verify', %s, %s)"
+                " (id, backup_id, dry_run, scope, state, step, trigger, dagster_run_id)"
+                " VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, %s, %s, 'running', 'verify',"
+                " %s, %s)"
                 f" RETURNING {_COLUMNS}",
-                (backup_id, dry_run, scope, trigger, run_id)))
+                (restore_id, backup_id, dry_run, scope, trigger, run_id)))
     except psycopg.errors.UniqueViolation:
         row = active_restore(database_url)
         if row is None:  # it ended in between
             return create(database_url, backup_id=backup_id, dry_run=dry_run, scope=scope,
-                          trigger=trigger, run_id=run_id)
+                          trigger=trigger, run_id=run_id, restore_id=restore_id)
         raise RestoreBusyError(busy_message(row, "this restore")) from None
 
 

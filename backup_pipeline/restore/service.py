@@ -83,7 +83,7 @@ def _plan(settings: Settings, row: dict[str, Any], backup: dict[str, Any], path:
 
 def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: str = "both",
           trigger: str = "direct", run_id: str | None = None,
-          alive: runs.Alive = runs._always_alive) -> RestorePlan:
+          alive: runs.Alive = runs._always_alive, restore_id: str | None = None) -> RestorePlan:
     """Record the restore as running; refuse if another restore or a backup is running.
 
     `alive(run_id)` tells whether a Dagster run is still going; rows of ended runs are reaped."""
@@ -108,7 +108,7 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
                 f"a restore is refused while backup {busy[0]['id']} ({busy[0]['backup_type']}, "
                 f"since {busy[0]['started_at']}) is being written; try again when it has ended")
     row = runs.create(settings.database_url, backup_id=backup["id"], dry_run=dry_run,
-                      scope=scope, trigger=trigger, run_id=run_id)
+                      scope=scope, trigger=trigger, run_id=run_id, restore_id=restore_id)
     plan = _plan(settings, row, backup, path)
     if not dry_run:
         with suppress(OSError, RestoreError, psycopg.Error):
