@@ -90,13 +90,25 @@ def check_root(root: Path) -> Path:
     return root
 
 
+Scan = tuple[list[tuple[str, os.stat_result]], list[str]]
+
+
+def scan(root: Path) -> Scan:
+    """The regular files to archive (sorted, as (relative path, lstat)) and what is skipped;
+    a folder that cannot be read or a name that is not UTF-8 fails here."""
+    skipped: list[str] = []
+    return list(_walk(check_root(root), skipped)), skipped
+
+
 def collect_documents(root: Path, staging: Path, progress: Progress | None = None,
-                      check: Callable[[], None] | None = None) -> DocumentsResult:
-    """Write every document as a tar entry into `staging/documents.segment` (gzip members)
-    and its (path, size, sha256) into `staging/documents.jsonl`. `check`, called for every
-    chunk read, may raise to stop."""
+                      check: Callable[[], None] | None = None,
+                      scanned: Scan | None = None) -> DocumentsResult:
+    """Write every document (of `scanned`, or found now) as a tar entry into
+    `staging/documents.segment` (gzip members) and its (path, size, sha256) into
+    `staging/documents.jsonl`. `check`, called for every chunk read, may raise to stop."""
     progress = progress or Progress()
     root = check_root(root)
+    files, skipped = scanned if scanned is not None else scan(root)
 
     def on_bytes(n: int) -> None:
         progress.add_bytes(n)
@@ -105,12 +117,13 @@ def collect_documents(root: Path, staging: Path, progress: Progress | None = Non
 
     started = time.monotonic()
     progress.set_phase("archiving documents")
-    result = DocumentsResult(str(staging / "documents.segment"), str(staging / "documents.jsonl"))
+    result = DocumentsResult(str(staging / "documents.segment"), str(staging / "documents.jsonl"),
+                             skipped=list(skipped))
     with create_private(Path(result.segment_path)) as seg_raw, \
             create_private(Path(result.index_path)) as index:
         out = HashingWriter(seg_raw)
         gz = GzipMembers(out)
-        for rel, st in _walk(root, result.skipped):
+        for rel, st in files:
             name = DOCUMENTS_PREFIX + rel
             try:
                 fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -160,11 +173,14 @@ class _Counting(Progress):
 
 class DocumentCollector:
     """collect_documents on a thread of its own; `check` raises its error as soon as it has
-    one, `wait` returns its result, `stop` ends it early."""
+    one, `wait` returns its result, `stop` ends it early. The tree is scanned before the
+    thread starts, so a folder or a name that cannot be archived fails the step that starts
+    it."""
 
     def __init__(self, root: Path, staging: Path):
         self.root = check_root(root)
         self.staging = Path(staging)
+        self._scanned = scan(self.root)
         self.progress: Progress = _Counting()
         self.result: DocumentsResult | None = None
         self.error: BaseException | None = None
@@ -183,7 +199,7 @@ class DocumentCollector:
     def _run(self) -> None:
         try:
             self.result = collect_documents(self.root, self.staging, self.progress,
-                                            check=self._stopping)
+                                            check=self._stopping, scanned=self._scanned)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
             self.error = exc
 

@@ -17,7 +17,7 @@ from backup_pipeline.backup import service
 from backup_pipeline.backup.dump import _output
 from backup_pipeline.catalog import history
 from backup_pipeline.errors import BackupError
-from backup_pipeline_tests.backup.test_backup_faults import fake_pg_dump
+from backup_pipeline_tests.backup.test_backup_faults import DROP_DAC, SETPRIV, fake_pg_dump
 from backup_pipeline_tests.conftest import AppEnv
 from backup_pipeline_tests.helpers import CLI, leftovers, run_backup_job
 
@@ -44,20 +44,36 @@ def test_documents_start_before_the_dump_and_the_archive_is_standard(app_env: Ap
     assert collector_threads() == []
 
 
-def test_a_failing_document_stops_the_dump(app_env: AppEnv, tmp_path: Path):
-    """pg_dump here would never end on its own: the documents' error must end the backup."""
+def test_a_name_that_cannot_be_archived_fails_before_pg_dump_starts(app_env: AppEnv):
     with open(os.path.join(os.fsencode(app_env.documents_dir), b"1002", b"bad-\xff.txt"),
               "wb") as f:
         f.write(b"x")
-    folder = fake_pg_dump(tmp_path / "bin", 'exec sleep 600\n')
+    result = run_backup_job()
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert failure.step_key == "collect_documents"
+    assert "is not UTF-8" in failure.event_specific_data.error.cause.message
+    ran = {e.step_key for e in result.all_events
+           if e.event_type == dg.DagsterEventType.STEP_START}
+    assert "dump_database" not in ran
+    assert leftovers(app_env.backup_dir) == []
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is not installed")
+def test_a_document_failing_while_pg_dump_runs_stops_it(app_env: AppEnv, tmp_path: Path):
+    """pg_dump here would never end on its own: the documents' error must end the backup."""
+    locked = app_env.documents_dir / "1002" / "locked.txt"
+    locked.write_text("private")
+    locked.chmod(0)
+    folder = fake_pg_dump(tmp_path / "bin", "exec sleep 600\n")
     env = {**app_env.environ(), "PG_BIN_DIR": str(folder)}
-    done = subprocess.run([CLI, "backup"], capture_output=True, text=True, env=env, timeout=240,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode != 0
-    assert "is not UTF-8" in done.stderr and done.stderr.count("\n") == 1
+    done = subprocess.run([SETPRIV, *DROP_DAC, CLI, "backup"], capture_output=True, text=True,
+                          env=env, timeout=240, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and done.stderr.count("\n") == 1
+    assert "cannot read document '1002/locked.txt': Permission denied" in done.stderr
     assert leftovers(app_env.backup_dir) == []
     rows = history.list_page(app_env.database_url)["items"]
-    assert [r["status"] for r in rows] == ["failed"] and "is not UTF-8" in rows[0]["error_message"]
+    assert [r["status"] for r in rows] == ["failed"] and "locked.txt" in rows[0]["error_message"]
 
 
 def test_a_failing_dump_stops_the_documents(app_env: AppEnv, tmp_path: Path):

@@ -42,7 +42,7 @@ def test_success_and_failure_mail_each_recipient_exactly_once(notify):
     failure_mails = [m for m in notify.smtp.received if "FAILED" in m.message["Subject"]]
     assert sorted(r for m in failure_mails for r in m.rcpt_tos) == sorted(RECIPIENTS)
     fields = failure_mails[0].fields
-    assert fields["Failed step"] == "collect_documents"
+    assert fields["Failed step"] == "collect_documents"  # the tree is scanned in that step
     # the root cause, not the error of a step that failed after it
     assert fields["Error"].endswith("is not UTF-8; rename it")
     assert fields["Trigger"] == "manual (cli)"
