@@ -266,11 +266,14 @@ def archive_name(started_at: str) -> str:
     return f"{ARCHIVE_PREFIX}{stamp}.tar.gz"
 
 
-def _publish(temp: Path, backup_dir: Path, name: str) -> Path:
-    """Link temp to a free final name (never replacing a file); suffix _2, _3... on clashes."""
+def _publish(temp: Path, backup_dir: Path, name: str, taken: set[str] = frozenset()) -> Path:
+    """Link temp to a free final name (never replacing a file, never a name the catalog still
+    records for an archive removed by hand); suffix _2, _3... on clashes."""
     stem = name.removesuffix(".tar.gz")
     for n in range(1, 1000):
         final = backup_dir / (name if n == 1 else f"{stem}_{n}.tar.gz")
+        if final.name in taken:
+            continue
         try:
             os.link(temp, final)
             return final
@@ -283,7 +286,10 @@ def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path) -> Path:
     final: Path | None = None
     try:
         with failing(settings, plan):
-            final = _publish(temp, settings.backup_dir, archive_name(plan.started_at))
+            name = archive_name(plan.started_at)
+            taken = history.file_names_like(settings.database_url,
+                                            name.removesuffix(".tar.gz"))
+            final = _publish(temp, settings.backup_dir, name, taken)
             fsync_dir(settings.backup_dir)
             return final
     except BaseException:

@@ -170,3 +170,13 @@ def list_page(
 def delete(database_url: str, backup_id: str) -> None:
     with connect(database_url) as conn:
         conn.execute("DELETE FROM backup.backup_history WHERE id = %s", (backup_id,))
+
+
+def file_names_like(database_url: str, stem: str) -> set[str]:
+    """Archive names the catalog holds that start with stem (the same second's names)."""
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT file_name FROM backup.backup_history WHERE starts_with(file_name, %s)",
+            (stem,),
+        ).fetchall()
+    return {r[0] for r in rows}

@@ -97,3 +97,20 @@ def test_empty_documents_dir(app_env: AppEnv):
     assert result.success
     row = history.get(app_env.database_url, result.output_for_node("record_backup")["id"])
     assert row["document_count"] == 0 and row["status"] == "completed"
+
+
+def test_archive_name_skips_a_name_the_catalog_still_holds(app_env: AppEnv):
+    """An archive removed by hand leaves its row: a backup in the same second must not take
+    its name (the catalog's file_name is unique)."""
+    from backup_pipeline.backup import service
+
+    first = run_backup_job().output_for_node("record_backup")
+    (app_env.backup_dir / first["file_name"]).unlink()
+    started = history.get(app_env.database_url, first["id"])["started_at"]
+    name = service.archive_name(started)
+    assert name == first["file_name"]
+    taken = history.file_names_like(app_env.database_url, name.removesuffix(".tar.gz"))
+    temp = app_env.backup_dir / "temp"
+    temp.write_bytes(b"x")
+    final = service._publish(temp, app_env.backup_dir, name, taken)
+    assert final.name == name.replace(".tar.gz", "_2.tar.gz")
