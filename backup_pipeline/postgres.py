@@ -7,8 +7,6 @@ the password in PGPASSWORD, which only the same user can read.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -61,11 +59,6 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     except psycopg.OperationalError as exc:
         raise UnavailableError(f"cannot connect to {describe(url)}: {one_line(exc)}") from None
 
-
-@contextmanager
-def transaction(url: str) -> Iterator[psycopg.Connection]:
-    with connect(url) as conn:
-        yield conn
 
 
 def one_line(exc: BaseException) -> str:

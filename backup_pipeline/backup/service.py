@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -357,7 +357,3 @@ def run_backup(settings: Settings, *, backup_type: str = "manual", trigger: str 
     manifest_path = write_manifest(settings, plan, dump_result, docs)
     archive = assemble(settings, plan, manifest_path, dump_result, docs, progress)
     return record(settings, plan, dump_result, docs, archive)
-
-
-def as_metadata(obj: Any) -> dict[str, Any]:
-    return asdict(obj)
