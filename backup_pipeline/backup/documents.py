@@ -33,6 +33,10 @@ from backup_pipeline.archive.writer import (
 from backup_pipeline.errors import BackupError
 from backup_pipeline.progress import Progress
 
+# Top-level names in DOCUMENTS_DIR that belong to a restore in progress, never to a user:
+# never archived, compared or swapped.
+RESERVED_PREFIX = ".backup-pipeline-"
+
 
 @dataclass
 class DocumentsResult:
@@ -61,6 +65,8 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]
             ) from None
         subdirs = []
         for entry in entries:
+            if not rel_dir and entry.name.startswith(RESERVED_PREFIX):
+                continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 rel.encode("utf-8")

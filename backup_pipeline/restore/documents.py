@@ -1,32 +1,95 @@
-"""The documents side of a restore: a staged tree beside the live one, swapped in by rename.
+"""The documents side of a restore: a staged tree swapped in by renames, settled after a crash.
 
-Staging is a sibling of DOCUMENTS_DIR (same filesystem, so the swap is a rename, and outside
-the tree, so a safety backup never archives it). On Linux the swap is one atomic
-renameat2(RENAME_EXCHANGE); elsewhere two renames, undone if the second fails. Either way the
-staging path then holds the previous tree, removed only after the whole restore succeeded.
+Where DOCUMENTS_DIR can be renamed, the new tree is staged beside it (same filesystem, outside
+the tree) and swapped in by one atomic renameat2(RENAME_EXCHANGE). Where it cannot (a mount
+point, as the compose volume is, or another filesystem than its parent), the new tree is staged
+inside it under a reserved name that backups skip, and its top-level entries are exchanged by
+renames, journalled so that an interrupted exchange is put back. Either way the staging path
+then holds the previous tree, removed only once the whole restore is final.
+
+The staged tree carries a marker naming its restore. Found in DOCUMENTS_DIR after a crash, it
+says the restored documents are live; `recover` keeps them only if the database side of that
+restore committed too, and otherwise puts the previous documents back.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
+import shutil
 import stat
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive.reader import sha256_file
-from backup_pipeline.backup.documents import _walk
+from backup_pipeline.archive.writer import fsync_dir
+from backup_pipeline.backup.documents import RESERVED_PREFIX, _walk
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 TOP_LEVEL = "(top level)"
+TREE, CONTENTS = "tree", "contents"
+_STAGED = f"{RESERVED_PREFIX}restore-"
+_HOLDING = f"{RESERVED_PREFIX}swap-"
+_MARKER = f"{RESERVED_PREFIX}restored-"
+_MOVING_IN = ".moving-in"
+
+
+def _tag(restore_id: str) -> str:
+    return restore_id.replace("-", "")[:8]
+
+
+def swap_mode(documents_dir: Path) -> str:
+    """TREE where DOCUMENTS_DIR can be renamed with a sibling, CONTENTS where it cannot."""
+    try:
+        if os.path.ismount(documents_dir) or \
+                os.stat(documents_dir).st_dev != os.stat(documents_dir.parent).st_dev:
+            return CONTENTS
+    except FileNotFoundError:
+        pass
+    return TREE
+
+
+def staging_parent(documents_dir: Path) -> Path:
+    """The folder whose filesystem holds the staged documents."""
+    return documents_dir if swap_mode(documents_dir) == CONTENTS else documents_dir.parent
 
 
 def staging_path(documents_dir: Path, restore_id: str) -> Path:
-    return documents_dir.parent / f".{documents_dir.name}.restore-{restore_id.replace('-', '')[:8]}"
+    tag = _tag(restore_id)
+    if swap_mode(documents_dir) == CONTENTS:
+        return documents_dir / f"{_STAGED}{tag}"
+    return documents_dir.parent / f".{documents_dir.name}.restore-{tag}"
+
+
+def _staged_tag(staged: Path) -> str:
+    return staged.name.rsplit("-", 1)[1]
+
+
+def mark(staged: Path, restore_id: str, old_database: str | None) -> None:
+    """Put the marker into the staged root, on disk before the tree is swapped in.
+
+    `old_database` is the name the live database gets if the restore's database swap commits
+    (None when the restore has no database side)."""
+    path = staged / f"{_MARKER}{_tag(restore_id)}"
+    with open(path, "x", encoding="utf-8") as f:
+        json.dump({"restore_id": restore_id, "old_database": old_database}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(staged)
+
+
+def unmark(live: Path, restore_id: str) -> None:
+    """The restored documents are final: take the marker out of DOCUMENTS_DIR."""
+    with suppress(FileNotFoundError):
+        os.unlink(live / f"{_MARKER}{_tag(restore_id)}")
+    fsync_dir(live)
 
 
 def _renameat2_exchange(a: Path, b: Path) -> bool:
@@ -48,6 +111,9 @@ def _renameat2_exchange(a: Path, b: Path) -> bool:
 def exchange(staged: Path, live: Path) -> bool:
     """Afterwards `live` holds what was staged and `staged` what was live. Returns whether
     there was a live tree (if not, `staged` is gone)."""
+    if staged.parent == live:
+        _exchange_contents(staged, live)
+        return True
     if not os.path.lexists(live):
         os.rename(staged, live)
         return False
@@ -72,19 +138,106 @@ def undo_exchange(staged: Path, live: Path, had_live: bool) -> None:
         os.rename(live, staged)
 
 
-def swap_problem(documents_dir: Path) -> str | None:
-    """Why the tree cannot be swapped by renaming it with a sibling, if it cannot."""
-    if os.path.ismount(documents_dir):
-        return (f"DOCUMENTS_DIR {documents_dir} is a mount point, and a restore swaps it with a "
-                "folder beside it: mount the volume one level up (for example at "
-                f"{documents_dir.parent}) and keep the documents in a folder inside it")
+def _holding(live: Path, tag: str) -> tuple[Path, Path]:
+    holding = live / f"{_HOLDING}{tag}"
+    return holding, holding.with_name(holding.name + _MOVING_IN)
+
+
+def _movable(folder: Path, tag: str) -> list[str]:
+    """The entries a contents exchange moves: the users' entries and this restore's marker."""
+    mine = f"{_MARKER}{tag}"
+    return sorted(n for n in os.listdir(folder) if not n.startswith(RESERVED_PREFIX) or n == mine)
+
+
+def _exchange_contents(staged: Path, live: Path) -> None:
+    """Exchange the top-level entries of `live` (a folder that cannot be renamed) with those
+    of `staged` inside it: out into a holding folder, a journal mark, in from `staged`.
+
+    A crash part-way leaves the holding folder (and the mark once the moving-in began), from
+    which `_put_back_contents` restores the state before the exchange."""
+    tag = _staged_tag(staged)
+    holding, moving_in = _holding(live, tag)
+    os.mkdir(holding, 0o700)
+    fsync_dir(live)
     try:
-        if os.stat(documents_dir).st_dev != os.stat(documents_dir.parent).st_dev:
-            return (f"DOCUMENTS_DIR {documents_dir} is on another filesystem than its parent "
-                    "folder, where a restore stages the documents")
-    except FileNotFoundError:
-        pass
-    return None
+        for name in _movable(live, tag):
+            os.rename(live / name, holding / name)
+        fsync_dir(holding)
+        with open(moving_in, "x") as f:
+            os.fsync(f.fileno())
+        fsync_dir(live)
+        for name in _movable(staged, tag):
+            os.rename(staged / name, live / name)
+        os.rmdir(staged)
+        os.rename(holding, staged)
+    except BaseException:
+        _put_back_contents(live, tag)
+        raise
+    # Done: a journal mark left behind by a failure from here on is only removed later.
+    with suppress(OSError):
+        fsync_dir(live)
+        os.unlink(moving_in)
+        fsync_dir(live)
+
+
+def _put_back_contents(live: Path, tag: str) -> None:
+    """Undo an interrupted contents exchange (idempotent; nothing to do after a whole one)."""
+    holding, moving_in = _holding(live, tag)
+    staged = live / f"{_STAGED}{tag}"
+    if os.path.isdir(holding):
+        if os.path.lexists(moving_in):
+            os.makedirs(staged, 0o700, exist_ok=True)
+            for name in _movable(live, tag):
+                os.rename(live / name, staged / name)
+        for name in os.listdir(holding):
+            os.rename(holding / name, live / name)
+        os.rmdir(holding)
+    with suppress(FileNotFoundError):
+        os.unlink(moving_in)
+    fsync_dir(live)
+
+
+def leftovers(live: Path, keep: str | None = None) -> list[Path]:
+    """Staging paths that restores other than `keep` (a restore id) left beside or in `live`."""
+    tags: set[str] = set()
+    if live.parent.is_dir():
+        tags |= {e.name.rsplit("-", 1)[1] for e in live.parent.iterdir()
+                 if e.name.startswith(f".{live.name}.restore-")}
+    if live.is_dir():
+        tags |= {e.name.removesuffix(_MOVING_IN).rsplit("-", 1)[1] for e in live.iterdir()
+                 if e.name.startswith((_STAGED, _HOLDING, _MARKER))}
+    tags.discard(_tag(keep) if keep else "")
+    found = []
+    for tag in sorted(tags):
+        inside = live / f"{_STAGED}{tag}"
+        beside = live.parent / f".{live.name}.restore-{tag}"
+        holding, _ = _holding(live, tag)
+        found.append(inside if os.path.lexists(inside) or os.path.lexists(holding)
+                     else beside)
+    return found
+
+
+def recover(staged: Path, live: Path, database_exists: Callable[[str], bool]) -> str:
+    """Settle what a restore that crashed left at `staged`; returns what was done.
+
+    Restored documents that are live stay only if their restore's database swap committed
+    (its old database exists) or it had no database side; otherwise the previous documents
+    go back. What is left staged is removed."""
+    tag = _staged_tag(staged)
+    if staged.parent == live:
+        _put_back_contents(live, tag)
+    marker = live / f"{_MARKER}{tag}"
+    outcome = "removed staged documents"
+    if os.path.lexists(marker):
+        old_database = json.loads(marker.read_text(encoding="utf-8")).get("old_database")
+        if old_database and not database_exists(old_database):
+            undo_exchange(staged, live, had_live=os.path.lexists(staged))
+            outcome = "put the previous documents back"
+        else:
+            os.unlink(marker)
+            outcome = "kept the restored documents"
+    shutil.rmtree(staged, ignore_errors=True)
+    return outcome
 
 
 def prepare_staged_root(staged: Path, live: Path) -> None:

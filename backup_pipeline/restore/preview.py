@@ -44,7 +44,8 @@ def space_needs(settings: Settings, manifest: dict[str, Any], scope: str,
     short = []
     if scope in ("documents", "both"):
         _, docs_bytes = documents_declared(manifest)
-        need, free = docs_bytes + SPACE_MARGIN, free_bytes(settings.documents_dir.resolve().parent)
+        need, free = docs_bytes + SPACE_MARGIN, free_bytes(
+            documents.staging_parent(settings.documents_dir.resolve()))
         if need > free:
             short.append(f"staging the documents needs {human_bytes(need)} beside "
                          f"{settings.documents_dir}, {human_bytes(free)} free")
@@ -102,10 +103,6 @@ def build(settings: Settings, *, restore_id: str, backup: dict[str, Any], scope:
                         f"(newest {newer[0][0]} of {newer[0][1]}): what changed since is lost "
                         "unless it is in the safety backup this restore takes first")
     docs = documents.compare(manifest, settings.documents_dir)
-    problem = scope in ("documents", "both") and documents.swap_problem(
-        settings.documents_dir.resolve())
-    if problem:
-        warnings.append(f"the documents cannot be restored here: {problem}")
     if scope in ("documents", "both") and docs["not_regular_files"]:
         warnings.append(f"{len(docs['not_regular_files'])} symlinks or special files in "
                         "DOCUMENTS_DIR are not in any archive and will be gone after the restore")

@@ -111,24 +111,37 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
                       scope=scope, trigger=trigger, run_id=run_id, restore_id=restore_id)
     plan = _plan(settings, row, backup, path)
     if not dry_run:
+        try:
+            settle_crashed_documents(settings, plan.restore_id)
+        except Exception as exc:
+            message = (f"what an earlier restore left in the documents could not be settled "
+                       f"({describe_error(exc)}); see README, Operations")
+            runs.fail(settings.database_url, plan.restore_id, message)
+            raise RestoreError(message) from exc
         with suppress(OSError, RestoreError, psycopg.Error):
             _sweep_leftovers(settings, plan)
     return plan
 
 
+def settle_crashed_documents(settings: Settings, keep: str | None = None) -> list[str]:
+    """Finish or undo the documents side of restores (other than `keep`) that crashed: only
+    one restore runs at a time and the caller holds that slot, so every other one is over."""
+    docs = settings.documents_dir.resolve()
+    done = []
+    with database.admin_connect(settings.database_url) as admin:
+        for staged in documents.leftovers(docs, keep=keep):
+            outcome = documents.recover(staged, docs, lambda name: database.exists(admin, name))
+            done.append(f"{staged.name}: {outcome}")
+    return done
+
+
 def _sweep_leftovers(settings: Settings, plan: RestorePlan) -> None:
-    """Remove what restores that crashed left behind: only one restore runs at a time (we hold
-    that slot), so every other staging folder and sibling database of ours is stale."""
+    """Remove what restores that crashed left behind (their documents are settled already):
+    every other staging folder and sibling database of ours is stale."""
     root = settings.backup_dir / RESTORE_STAGING
     if root.is_dir():
         for entry in root.iterdir():
             if entry.name != plan.restore_id:
-                shutil.rmtree(entry, ignore_errors=True)
-    docs = Path(plan.documents_dir)
-    prefix = f".{docs.name}.restore-"
-    if docs.parent.is_dir():
-        for entry in docs.parent.iterdir():
-            if entry.name.startswith(prefix) and entry.name != Path(plan.documents_staging).name:
                 shutil.rmtree(entry, ignore_errors=True)
     live = database_name(settings.database_url)
     with database.admin_connect(settings.database_url) as admin:
@@ -189,10 +202,6 @@ def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = No
             raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
         dump_to = documents_to = None
         if not plan.dry_run:
-            problem = plan.restores_documents and documents.swap_problem(
-                Path(plan.documents_dir))
-            if problem:
-                raise RestoreError(problem)
             ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
             os.mkdir(plan.staging_dir, 0o700)
             if plan.restores_database:
@@ -274,6 +283,8 @@ def swap(settings: Settings, plan: RestorePlan) -> dict[str, Any]:
         staged, live_docs = Path(plan.documents_staging), Path(plan.documents_dir)
         if plan.restores_documents:
             documents.prepare_staged_root(staged, live_docs)
+            documents.mark(staged, plan.restore_id,
+                           plan.old_database if plan.restores_database else None)
             os.sync()  # the staged files are on disk before they become the live tree
         if not plan.restores_database:
             documents.exchange(staged, live_docs)
@@ -322,19 +333,24 @@ def finish(settings: Settings, plan: RestorePlan) -> dict[str, Any]:
     warnings: list[str] = []
     with suppress(Exception):
         runs.update(settings.database_url, plan.restore_id, step="cleanup")
-    if plan.restores_database:
+    drop_old_database = plan.restores_database
+    if plan.restores_documents:
+        try:
+            # First: while the marker is live, a crash recovery decides by the old database.
+            documents.unmark(Path(plan.documents_dir), plan.restore_id)
+            if os.path.lexists(plan.documents_staging):
+                shutil.rmtree(plan.documents_staging)
+        except OSError as exc:
+            drop_old_database = False
+            warnings.append(f"the previous documents are kept in {plan.documents_staging} "
+                            f"({describe_error(exc)}); remove them when no longer needed")
+    if drop_old_database:
         try:
             with database.admin_connect(settings.database_url) as admin:
                 database.drop(admin, plan.old_database)
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             warnings.append(f"the previous database is kept as {plan.old_database} "
                             f"({describe_error(exc)}); drop it when no longer needed")
-    if plan.restores_documents and os.path.lexists(plan.documents_staging):
-        try:
-            shutil.rmtree(plan.documents_staging)
-        except OSError as exc:
-            warnings.append(f"the previous documents are kept in {plan.documents_staging} "
-                            f"({describe_error(exc)}); remove them when no longer needed")
     shutil.rmtree(plan.staging_dir, ignore_errors=True)
     runs.update(settings.database_url, plan.restore_id, state="completed", step="done",
                 warnings=warnings)

@@ -3,17 +3,13 @@ only the database or only the documents leave the other alone."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 import pytest
 
 from backup_pipeline.backup.service import run_backup
-from backup_pipeline.catalog import history
 from backup_pipeline.postgres import database_name, with_database
-from backup_pipeline.restore import documents, runs, service
+from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreError
-from backup_pipeline.settings import Settings
 from backup_pipeline_tests.conftest import psql
 from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
 
@@ -102,15 +98,3 @@ def test_symlinked_documents_dir_keeps_its_link(app_env, tmp_path):
     service.run_restore(settings, backup["id"], dry_run=False, scope="documents")
     assert app_env.documents_dir.is_symlink() and app_env.documents_dir.resolve() == real
     assert (real / "1001" / "invoice-2024.txt").read_bytes().startswith(b"Invoice 2024")
-
-
-def test_a_mounted_documents_dir_is_refused_before_anything(app_env):
-    assert "is a mount point" in documents.swap_problem(Path("/dev/pts"))
-    assert documents.swap_problem(app_env.documents_dir) is None
-    settings = Settings(app_env.database_url, Path("/dev/pts"), app_env.backup_dir)
-    backup = run_backup(app_env.settings)
-    preview = service.run_restore(settings, backup["id"], dry_run=True)
-    assert any("mount the volume one level up" in w for w in preview["warnings"])
-    with pytest.raises(RestoreError, match="step verify: DOCUMENTS_DIR /dev/pts is a mount point"):
-        service.run_restore(settings, backup["id"], dry_run=False)
-    assert history.list_page(app_env.database_url, backup_type="safety")["total"] == 0

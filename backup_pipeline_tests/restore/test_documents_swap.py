@@ -1,0 +1,219 @@
+"""The documents swap where DOCUMENTS_DIR is a mount point (the compose volume), and what a
+crash at any moment of a swap leaves: `recover` always ends in a whole state, the previous
+documents unless the restore's database side committed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from backup_pipeline.archive.reader import read_manifest
+from backup_pipeline.backup.documents import RESERVED_PREFIX
+from backup_pipeline.backup.inventory import archive_path
+from backup_pipeline.backup.service import run_backup
+from backup_pipeline.catalog import history
+from backup_pipeline.restore import documents, runs, service
+from backup_pipeline.restore.errors import RestoreError
+from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
+
+RESTORE_ID = "0123abcd-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def mounted_documents(app_env, tmp_path: Path):
+    """app_env's documents moved onto a tmpfs mounted at DOCUMENTS_DIR."""
+    docs = app_env.documents_dir
+    source = docs.rename(tmp_path / "documents-source")
+    docs.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0755", "tmpfs",
+                           str(docs)], capture_output=True, text=True)
+    if done.returncode != 0:
+        source.rename(docs)
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    shutil.copytree(source, docs, dirs_exist_ok=True)
+    yield docs
+    subprocess.run(["umount", "-l", str(docs)], check=False)
+
+
+def reserved(root: Path) -> list[str]:
+    return sorted(n for n in os.listdir(root) if n.startswith(RESERVED_PREFIX))
+
+
+def user_tree(root: Path) -> list[tuple]:
+    """The documents as users see them: without what a restore keeps under reserved names."""
+    return [e for e in tree_fingerprint(root) if not e[0].startswith(RESERVED_PREFIX)]
+
+
+def change_everything(settings) -> None:
+    psql(settings.database_url, "-c", "DELETE FROM film_actor WHERE actor_id < 50")
+    docs = settings.documents_dir
+    (docs / "1001" / "invoice-2024.txt").write_bytes(b"changed")
+    shutil.rmtree(docs / "1003")
+    (docs / "2000").mkdir()
+    (docs / "2000" / "new.txt").write_bytes(b"added after the backup")
+
+
+def test_restore_into_a_mounted_documents_dir(app_env, mounted_documents):
+    settings = app_env.settings
+    assert documents.swap_mode(mounted_documents) == documents.CONTENTS
+    backup = run_backup(settings)
+    original = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
+    change_everything(settings)
+    preview = service.run_restore(settings, backup["id"], dry_run=True)
+    assert not [w for w in preview["warnings"] if "documents" in w and "cannot" in w]
+    assert preview["documents"]["totals"]["removed"] == 1
+
+    record = service.run_restore(settings, backup["id"], dry_run=False)
+
+    assert record["state"] == "completed" and record["warnings"] == []
+    assert os.path.ismount(mounted_documents)
+    assert (database_fingerprint(settings.database_url),
+            user_tree(mounted_documents)) == original
+    assert reserved(mounted_documents) == []
+    # the safety backup holds the changed state, and no reserved name is in any archive
+    safety = archive_path(settings, history.get(settings.database_url, record["safety_backup_id"]))
+    names = [m["path"] for m in read_manifest(safety)["members"]]
+    assert "documents/2000/new.txt" in names
+    assert not [n for n in names if RESERVED_PREFIX in n]
+
+
+def test_failed_database_swap_puts_mounted_documents_back(app_env, mounted_documents,
+                                                          pg_server_url):
+    settings = app_env.settings
+    backup = run_backup(settings)
+    change_everything(settings)
+    plan = service.claim(settings, backup["id"], dry_run=False)
+    checked = service.verify(settings, plan)
+    service.load_database(settings, plan, checked)
+    before = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{plan.old_database}"')  # the rename will fail
+    try:
+        with pytest.raises(RestoreError, match="restore failed at step swap"):
+            service.swap(settings, plan)
+        assert (database_fingerprint(settings.database_url),
+                user_tree(mounted_documents)) == before
+        assert reserved(mounted_documents) == []
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{plan.old_database}"')
+
+
+def test_crash_between_documents_and_database_swap_is_undone_by_the_next_restore(
+        app_env, mounted_documents):
+    settings = app_env.settings
+    backup = run_backup(settings)
+    change_everything(settings)
+    changed = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
+    plan = service.claim(settings, backup["id"], dry_run=False)
+    checked = service.verify(settings, plan)
+    service.load_database(settings, plan, checked)
+    # what swap does before the database rename, then the process dies
+    staged = Path(plan.documents_staging)
+    documents.mark(staged, plan.restore_id, plan.old_database)
+    documents.exchange(staged, mounted_documents)
+    assert user_tree(mounted_documents) != changed[1]
+    runs.fail(settings.database_url, plan.restore_id, "interrupted (simulated crash)")
+
+    preview_plan = service.claim(settings, backup["id"], dry_run=False, scope="database")
+    assert (database_fingerprint(settings.database_url),
+            user_tree(mounted_documents)) == changed  # documents put back
+    assert reserved(mounted_documents) == []
+    service.cleanup(settings, preview_plan)
+    runs.fail(settings.database_url, preview_plan.restore_id, "test over")
+
+
+# -- the exchange itself, killed at every rename -------------------------------------------
+
+def make_trees(root: Path, mode: str) -> tuple[Path, Path]:
+    live = root / "documents"
+    for rel, data in {"1001/a.txt": b"old a", "1002/b.txt": b"old b", "1003/c/d.txt": b"old d",
+                      "top.txt": b"old top"}.items():
+        (live / rel).parent.mkdir(parents=True, exist_ok=True)
+        (live / rel).write_bytes(data)
+    if mode == documents.CONTENTS:
+        staged = live / f"{RESERVED_PREFIX}restore-{RESTORE_ID[:8]}"
+    else:
+        staged = root / f".documents.restore-{RESTORE_ID[:8]}"
+    for rel, data in {"1001/a.txt": b"new a", "2000/e.txt": b"new e"}.items():
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staged / rel).write_bytes(data)
+    documents.mark(staged, RESTORE_ID, "old_db_of_the_restore")
+    return staged, live
+
+
+def exchange_killed_at(staged: Path, live: Path, rename_number: int) -> bool:
+    """Run the exchange in a child killed (os._exit) just before its n-th rename; whether
+    the child was killed."""
+    pid = os.fork()
+    if pid == 0:
+        calls = 0
+        real_rename = os.rename
+
+        def dying_rename(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            if calls == rename_number:
+                os._exit(9)
+            return real_rename(*args, **kwargs)
+
+        os.rename = dying_rename
+        try:
+            documents.exchange(staged, live)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 9
+
+
+@pytest.mark.parametrize("mode", [documents.CONTENTS, documents.TREE])
+def test_a_crash_anywhere_in_the_exchange_is_undone(tmp_path, mode):
+    outcomes = set()
+    for n in range(1, 40):
+        root = tmp_path / str(n)
+        staged, live = make_trees(root, mode)
+        before = user_tree(live)
+        killed = exchange_killed_at(staged, live, n)
+        [found] = documents.leftovers(live)
+        assert found == staged
+        outcomes.add(documents.recover(found, live, database_exists=lambda name: False))
+        assert user_tree(live) == before, f"killed before rename {n}"
+        assert sorted(os.listdir(root)) == ["documents"]
+        if not killed:
+            break
+    else:
+        pytest.fail("the exchange never finished")
+    assert "put the previous documents back" in outcomes
+    if mode == documents.CONTENTS:
+        assert n > 5  # every rename of the exchange was a crash point
+
+
+@pytest.mark.parametrize("mode", [documents.CONTENTS, documents.TREE])
+def test_after_a_committed_database_swap_the_restored_documents_stay(tmp_path, mode):
+    staged, live = make_trees(tmp_path, mode)
+    documents.exchange(staged, live)
+    [found] = documents.leftovers(live)
+    assert documents.recover(found, live, lambda name: name == "old_db_of_the_restore") == \
+        "kept the restored documents"
+    assert {p: h for p, kind, _, h in tree_fingerprint(live) if kind == "file"} == {
+        "1001/a.txt": tree_hash(b"new a"), "2000/e.txt": tree_hash(b"new e")}
+    assert sorted(os.listdir(tmp_path)) == ["documents"]
+
+
+def tree_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_staged_documents_of_a_restore_that_never_swapped_are_removed(tmp_path):
+    staged, live = make_trees(tmp_path, documents.CONTENTS)
+    before = user_tree(live)
+    assert documents.recover(staged, live, lambda name: False) == "removed staged documents"
+    assert user_tree(live) == before
+    assert documents.leftovers(live) == []
