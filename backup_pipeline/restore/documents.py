@@ -18,6 +18,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 from collections import defaultdict
@@ -45,6 +46,17 @@ def _tag(restore_id: str) -> str:
     return restore_id.replace("-", "")[:8]
 
 
+def _mount_points() -> set[str]:
+    """Every mount point of this process (a bind mount within one filesystem included, which
+    os.path.ismount does not see)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            fields = [line.split(" ")[4] for line in f if line.count(" ") >= 4]
+    except OSError:
+        return set()
+    return {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in fields}
+
+
 def swap_mode(documents_dir: Path) -> str:
     """TREE where DOCUMENTS_DIR can be renamed with a sibling, CONTENTS where it cannot."""
     try:
@@ -52,8 +64,8 @@ def swap_mode(documents_dir: Path) -> str:
                 os.stat(documents_dir).st_dev != os.stat(documents_dir.parent).st_dev:
             return CONTENTS
     except FileNotFoundError:
-        pass
-    return TREE
+        return TREE
+    return CONTENTS if os.path.realpath(documents_dir) in _mount_points() else TREE
 
 
 def staging_parent(documents_dir: Path) -> Path:

@@ -217,3 +217,19 @@ def test_staged_documents_of_a_restore_that_never_swapped_are_removed(tmp_path):
     assert documents.recover(staged, live, lambda name: False) == "removed staged documents"
     assert user_tree(live) == before
     assert documents.leftovers(live) == []
+
+
+def test_a_bind_mount_within_one_filesystem_is_seen(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "user documents"
+    source.mkdir()
+    target.mkdir()
+    assert documents.swap_mode(target) == documents.TREE
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+    try:
+        assert documents.swap_mode(target) == documents.CONTENTS
+        assert documents.staging_path(target, RESTORE_ID).parent == target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
