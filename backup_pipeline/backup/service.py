@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -39,7 +40,7 @@ from backup_pipeline.archive.writer import (
 )
 from backup_pipeline.backup.documents import DocumentCollector, DocumentsResult, read_index
 from backup_pipeline.backup.dump import DumpResult, dump_database
-from backup_pipeline.catalog import history
+from backup_pipeline.catalog import history, liveness
 from backup_pipeline.errors import BackupError, BackupPipelineError
 from backup_pipeline.postgres import one_line
 from backup_pipeline.progress import Progress
@@ -124,17 +125,25 @@ def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: st
     """Record the backup as in progress, then prepare its private staging directory.
 
     Refused while a restore runs (its own safety backup excepted): the restore swaps the
-    database and documents underneath."""
+    database and documents underneath. The backup holds its liveness lock until it ends;
+    backups whose process died unfinished are marked failed, and their staging swept."""
     if backup_type != "safety":
         refuse_during_restore(settings.database_url, f"a {backup_type} backup")
-    row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
-                         schedule_id=schedule_id, note=note, dagster_run_id=run_id,
-                         backup_id=backup_id)
+    backup_id = backup_id or str(uuid.uuid4())
+    liveness.hold(settings.database_url, backup_id)  # before the row: never seen unheld
+    try:
+        row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
+                             schedule_id=schedule_id, note=note, dagster_run_id=run_id,
+                             backup_id=backup_id)
+    except BaseException:
+        liveness.release(backup_id)
+        raise
     plan = BackupPlan(row["id"], backup_type, trigger, row["started_at"],
                       str(settings.backup_dir / STAGING / row["id"]))
     with failing(settings, plan):
         ensure_private_dir(settings.backup_dir)
         ensure_private_dir(settings.backup_dir / STAGING)
+        history.reap_abandoned(settings.database_url, keep=plan.backup_id)
         sweep_stale_staging(settings, keep=plan.backup_id)
         try:
             os.mkdir(plan.staging_dir, 0o700)
@@ -173,6 +182,13 @@ def discard(plan: BackupPlan, *paths: str | None) -> None:
             Path(path).unlink(missing_ok=True)
 
 
+def give_up(settings: Settings, plan: BackupPlan, reason: str, *paths: str | None) -> None:
+    """End the backup as failed for `reason`, removing what it made."""
+    discard(plan, *paths)
+    history.fail(settings.database_url, plan.backup_id, reason)
+    liveness.release(plan.backup_id)
+
+
 @contextmanager
 def failing(settings: Settings, plan: BackupPlan, *remove: str | None) -> Iterator[None]:
     """On any failure: remove the staging dir (and `remove`), mark the row failed, re-raise
@@ -184,6 +200,7 @@ def failing(settings: Settings, plan: BackupPlan, *remove: str | None) -> Iterat
         discard(plan, *remove)
         with suppress(Exception):  # the catalog may be the thing that failed
             history.fail(settings.database_url, plan.backup_id, message)
+        liveness.release(plan.backup_id)
         if isinstance(exc, Exception) and not isinstance(exc, BackupError):
             raise BackupError(message) from exc
         raise
@@ -338,13 +355,15 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
 def record(settings: Settings, plan: BackupPlan, dump_result: DumpResult, docs: DocumentsResult,
            archive: ArchiveResult) -> dict[str, Any]:
     with failing(settings, plan, archive.path):
-        return history.complete(
+        row = history.complete(
             settings.database_url, plan.backup_id, file_name=archive.file_name,
             size_bytes=archive.size, sha256=archive.sha256, database_bytes=dump_result.size,
             document_count=docs.count, documents_bytes=docs.bytes,
             format_version=mf.FORMAT_VERSION, server_version=dump_result.server_version,
             pg_dump_version=dump_result.pg_dump_version,
         )
+    liveness.release(plan.backup_id)
+    return row
 
 
 def run_backup(settings: Settings, *, backup_type: str = "manual", trigger: str = "direct",

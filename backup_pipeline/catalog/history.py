@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from backup_pipeline.catalog import liveness
 from backup_pipeline.errors import ConfigError, NotFoundError
 from backup_pipeline.postgres import connect
 
@@ -107,6 +108,21 @@ def fail(database_url: str, backup_id: str, error: str) -> None:
             " WHERE id = %s AND status IN ('pending', 'in_progress')",
             (error[:2000], backup_id),
         )
+
+
+def reap_abandoned(database_url: str, keep: str | None = None) -> list[str]:
+    """Mark failed the backups left in progress by a process that ended without finishing
+    them (see liveness); `keep` is the caller's own backup."""
+    with connect(database_url) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT id::text FROM backup.backup_history"
+            " WHERE status IN ('pending', 'in_progress') AND id::text <> %s",
+            (keep or "",)).fetchall()]
+    gone = liveness.abandoned(database_url, ids) if ids else []
+    for backup_id in gone:
+        fail(database_url, backup_id, "interrupted: the process writing it ended before it "
+             "finished")
+    return gone
 
 
 def get(database_url: str, backup_id: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from pydantic import Field
 from backup_pipeline.backup import service
 from backup_pipeline.backup.documents import DocumentsResult
 from backup_pipeline.backup.dump import DumpResult
-from backup_pipeline.catalog import history
 from backup_pipeline.progress import Progress
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.schedule_lock import ScheduleLockResource
@@ -57,8 +56,7 @@ def _give_up_slot(context: dg.OpExecutionContext, settings: Settings, plan: serv
                   reason: str, *paths: str | None) -> None:
     """This run lost its slot to another run: remove what it made and say why."""
     context.log.warning(f"giving up backup {plan.backup_id}: {reason}")
-    service.discard(plan, *paths)
-    history.fail(settings.database_url, plan.backup_id, f"superseded: {reason}")
+    service.give_up(settings, plan, f"superseded: {reason}", *paths)
     _mark_skipped(context, reason)
 
 

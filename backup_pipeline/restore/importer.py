@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive.writer import CHUNK, create_private, fsync_dir
 from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir
-from backup_pipeline.catalog import history
+from backup_pipeline.catalog import history, liveness
 from backup_pipeline.errors import NotFoundError
 from backup_pipeline.postgres import connect
 from backup_pipeline.progress import Progress
@@ -92,10 +93,20 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
 
 def _add(settings: Settings, copy: Path, sha256: str, checked: CheckedArchive, note: str,
          trigger: str = "import") -> dict[str, Any]:
+    backup_id = str(uuid.uuid4())
+    liveness.hold(settings.database_url, backup_id)  # in progress for a moment: not abandoned
+    try:
+        return _record(settings, backup_id, copy, sha256, checked, note, trigger)
+    finally:
+        liveness.release(backup_id)
+
+
+def _record(settings: Settings, backup_id: str, copy: Path, sha256: str, checked: CheckedArchive,
+            note: str, trigger: str) -> dict[str, Any]:
     manifest = checked.manifest
     source = manifest.get("source") or {}
     row = history.create(settings.database_url, backup_type="uploaded", trigger=trigger,
-                         note=note[:500])
+                         note=note[:500], backup_id=backup_id)
     final: Path | None = None
     try:
         final = _publish(copy, settings.backup_dir, archive_name(row["started_at"]))

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from backup_pipeline.catalog import history
 from backup_pipeline.catalog.history import _jsonable, check_migrated, parse_id
 from backup_pipeline.errors import NotFoundError
 from backup_pipeline.postgres import connect
@@ -23,7 +24,6 @@ from backup_pipeline.restore.errors import RestoreBusyError
 
 SCOPES = ("database", "documents", "both")
 ACTIVE_STATES = ("pending", "running")
-ABANDONED_BACKUP_AGE = "1 day"
 
 _COLUMNS = (
     "id, backup_id, safety_backup_id, dry_run, scope, state, step, trigger, dagster_run_id,"
@@ -87,17 +87,16 @@ def reap(database_url: str, alive: Alive) -> list[str]:
     return reaped
 
 
-def running_backups(database_url: str, alive: Alive) -> list[dict[str, Any]]:
-    """Backups other than safety backups still being written (a restore must wait for them).
-
-    Rows without a run id older than a day are taken as abandoned by a crashed process."""
+def running_backups(database_url: str) -> list[dict[str, Any]]:
+    """Backups other than safety backups still being written (a restore must wait for them);
+    those whose process died are marked failed first."""
+    history.reap_abandoned(database_url)
     with connect(database_url) as conn:
         rows = conn.cursor(row_factory=dict_row).execute(
             "SELECT id, backup_type, started_at, dagster_run_id FROM backup.backup_history"
             " WHERE status IN ('pending', 'in_progress') AND backup_type <> 'safety'"
-            " AND (dagster_run_id IS NOT NULL OR started_at > now() - %s::interval)",
-            (ABANDONED_BACKUP_AGE,)).fetchall()
-    return [_jsonable(r) for r in rows if alive(r["dagster_run_id"])]
+            ).fetchall()
+    return [_jsonable(r) for r in rows]
 
 
 def create(database_url: str, *, backup_id: str, dry_run: bool, scope: str, trigger: str,

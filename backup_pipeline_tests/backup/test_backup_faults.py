@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from backup_pipeline.backup import service
 from backup_pipeline.catalog import history
 from backup_pipeline.catalog.migrate import migrate
 from backup_pipeline.postgres import with_database
 from backup_pipeline_tests.conftest import AppEnv, local_services, make_dagster_home
-from backup_pipeline_tests.helpers import leftovers, run_backup_job, run_cli
+from backup_pipeline_tests.helpers import CLI, leftovers, run_backup_job, run_cli
 
 SETPRIV = shutil.which("setpriv")
 DROP_DAC = ["--inh-caps=-dac_override,-dac_read_search",
@@ -191,3 +194,45 @@ def test_password_never_on_a_command_line_or_in_logs(password_server: str, tmp_p
             assert password not in path.read_text(errors="replace")
     assert os.stat(app_env.backup_dir / record["file_name"]).st_mode & 0o777 == 0o600
     assert stat.S_IMODE(app_env.backup_dir.stat().st_mode) == 0o700
+
+
+def test_a_killed_backup_is_marked_failed_and_swept_by_the_next(app_env: AppEnv, tmp_path: Path):
+    """kill -9 mid-dump: nothing can clean up then. The next backup finds the row in progress
+    with nobody holding its lock, marks it failed and removes its staging."""
+    started = tmp_path / "pg_dump-started"
+    folder = fake_pg_dump(tmp_path / "bin", f'touch {started}\n"$REAL" "$@"\nsleep 600\n')
+    env = {**app_env.environ(), "PG_BIN_DIR": str(folder)}
+    victim = subprocess.Popen([CLI, "backup"], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and victim.poll() is None, "pg_dump never ran"
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+    [row] = history.list_page(app_env.database_url)["items"]
+    assert row["status"] == "in_progress" and leftovers(app_env.backup_dir) != []
+
+    done = run_cli("backup", env=app_env.environ())
+
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in history.list_page(app_env.database_url)["items"]}
+    assert rows[row["id"]]["status"] == "failed"
+    assert "interrupted: the process writing it ended" in rows[row["id"]]["error_message"]
+    assert [p for p in leftovers(app_env.backup_dir) if p.startswith(".staging")] == []
+
+
+def test_a_running_backup_is_not_taken_for_abandoned(app_env: AppEnv):
+    settings = app_env.settings
+    plan = service.begin(settings, backup_type="manual", trigger="test")
+    try:
+        other = service.begin(settings, backup_type="manual", trigger="test")
+        service.give_up(settings, other, "test over")
+        assert history.get(app_env.database_url, plan.backup_id)["status"] == "in_progress"
+        assert os.path.isdir(plan.staging_dir)
+    finally:
+        service.give_up(settings, plan, "test over")
+    assert history.reap_abandoned(app_env.database_url) == []

@@ -8,8 +8,9 @@ import json
 import dagster as dg
 import pytest
 
+from backup_pipeline.backup import service as backup_service
 from backup_pipeline.backup.service import run_backup
-from backup_pipeline.catalog import history
+from backup_pipeline.catalog import history, liveness
 from backup_pipeline.cli import main
 from backup_pipeline.definitions import defs
 from backup_pipeline.restore import runs, service
@@ -116,13 +117,13 @@ def test_one_restore_at_a_time_and_no_backup_meanwhile(app_env, capsys):
 def test_a_restore_waits_for_a_running_backup(app_env):
     settings = app_env.settings
     backup = run_backup(settings)
-    other = history.create(settings.database_url, backup_type="manual", trigger="test",
-                           dagster_run_id="backup-run")
-    with pytest.raises(RestoreBusyError, match=f"backup {other['id']} .* is being written"):
-        service.claim(settings, backup["id"], dry_run=False, alive=lambda run_id: True)
-    plan = service.claim(settings, backup["id"], dry_run=False,
-                         alive=lambda run_id: run_id != "backup-run")
+    other = backup_service.begin(settings, backup_type="manual", trigger="test")
+    with pytest.raises(RestoreBusyError, match=f"backup {other.backup_id} .* is being written"):
+        service.claim(settings, backup["id"], dry_run=False)
+    liveness.release(other.backup_id)  # as when its process dies
+    plan = service.claim(settings, backup["id"], dry_run=False)
     assert runs.get(settings.database_url, plan.restore_id)["state"] == "running"
+    assert history.get(settings.database_url, other.backup_id)["status"] == "failed"
 
 
 def test_restore_job_is_launchable_with_defaults(monkeypatch):
