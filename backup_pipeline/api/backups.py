@@ -169,7 +169,8 @@ def download_backup(backup_id: str, config: Config) -> StreamingResponse:
 
 @router.delete("/{backup_id}", response_model=Deleted, summary="Delete backup",
                responses={404: {"description": "Unknown backup"},
-                          409: {"description": "The backup has not ended yet"}})
+                          409: {"description": "The backup has not ended yet, or a restore "
+                                "or preview of it is running"}})
 def delete_backup(backup_id: str, config: Config) -> dict[str, Any]:
     """Removes the archive file, then its record."""
     return inventory.delete(config.settings, backup_id)

@@ -17,6 +17,8 @@ from backup_pipeline.errors import (
     ConflictError,
     NotFoundError,
 )
+from backup_pipeline.postgres import connect
+from backup_pipeline.restore.runs import restores_using
 from backup_pipeline.settings import Settings
 
 
@@ -73,6 +75,10 @@ def delete(settings: Settings, backup_id: str) -> dict[str, Any]:
     if row["status"] in ("pending", "in_progress"):
         raise ConflictError(f"backup {row['id']} is {row['status']}; it cannot be deleted "
                             "until it ends")
+    with connect(settings.database_url) as conn:
+        if restores_using(conn, [row["id"]]):
+            raise ConflictError(f"backup {row['id']} is being restored or previewed; it cannot "
+                                "be deleted until that ends ('backup-pipeline restore-status')")
     path = archive_path(settings, row)
     file_removed = False
     if path is not None:

@@ -24,6 +24,12 @@ from backup_pipeline.restore.errors import RestoreBusyError
 
 SCOPES = ("database", "documents", "both")
 ACTIVE_STATES = ("pending", "running")
+# Restores are recorded by restore_job in backup.restore_runs (backup_id, state). A restore
+# whose state is not one of these is treated as using its backup: an unknown state protects.
+FINISHED_RESTORE_STATES = (
+    "completed", "succeeded", "success", "failed", "cancelled", "canceled", "aborted",
+    "rolled_back", "done",
+)
 
 _COLUMNS = (
     "id, backup_id, safety_backup_id, dry_run, scope, state, step, trigger, dagster_run_id,"
@@ -85,6 +91,21 @@ def reap(database_url: str, alive: Alive) -> list[str]:
                     (f"interrupted: its Dagster run {run_id} ended during step {step}", restore_id))
                 reaped.append(str(restore_id))
     return reaped
+
+
+def restores_using(conn, backup_ids: list[str]) -> set[str]:
+    """Which of these backups an unfinished restore refers to (none if restores are not
+    recorded in this catalog)."""
+    if not backup_ids:
+        return set()
+    if conn.execute("SELECT to_regclass('backup.restore_runs')").fetchone()[0] is None:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT backup_id::text FROM backup.restore_runs"
+        " WHERE backup_id::text = ANY(%s) AND NOT (coalesce(state, '') = ANY(%s))",
+        (backup_ids, list(FINISHED_RESTORE_STATES)),
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def running_backups(database_url: str) -> list[dict[str, Any]]:

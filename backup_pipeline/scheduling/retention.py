@@ -23,14 +23,9 @@ from psycopg.rows import dict_row
 from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.catalog.history import _jsonable, check_migrated
 from backup_pipeline.postgres import connect, one_line
+from backup_pipeline.restore.runs import restores_using
+from backup_pipeline.scheduling import slots
 from backup_pipeline.settings import Settings
-
-# Restores are recorded by restore_job in backup.restore_runs (backup_id, state). A restore
-# whose state is not one of these is treated as using its backup: an unknown state protects.
-FINISHED_RESTORE_STATES = (
-    "completed", "succeeded", "success", "failed", "cancelled", "canceled", "aborted",
-    "rolled_back", "done",
-)
 
 IN_USE = "in use by a running restore"
 _ROW = "id, backup_type, status, schedule_id, file_name, started_at, completed_at, size_bytes"
@@ -54,6 +49,7 @@ class RetentionReport:
     missing_files: list[dict[str, Any]] = field(default_factory=list)
     unknown_files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    pruned_slot_claims: int = 0
     dry_run: bool = False
 
     def summary(self) -> dict[str, Any]:
@@ -67,6 +63,7 @@ class RetentionReport:
             "missing_files": len(self.missing_files),
             "unknown_files": len(self.unknown_files),
             "errors": len(self.errors),
+            "pruned_slot_claims": self.pruned_slot_claims,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,21 +73,6 @@ class RetentionReport:
 def _brief(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "backup_type", "status", "file_name", "started_at",
                                 "size_bytes") if k in row}
-
-
-def restores_using(conn, backup_ids: list[str]) -> set[str]:
-    """Which of these backups an unfinished restore refers to (none if restores are not
-    recorded in this catalog)."""
-    if not backup_ids:
-        return set()
-    if conn.execute("SELECT to_regclass('backup.restore_runs')").fetchone()[0] is None:
-        return set()
-    rows = conn.execute(
-        "SELECT DISTINCT backup_id::text FROM backup.restore_runs"
-        " WHERE backup_id::text = ANY(%s) AND NOT (coalesce(state, '') = ANY(%s))",
-        (backup_ids, list(FINISHED_RESTORE_STATES)),
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def _file_present(settings: Settings, row: dict[str, Any]) -> bool:
@@ -207,6 +189,11 @@ def apply(settings: Settings, schedule_id: str | None = None, *, dry_run: bool =
         report.missing_files = [m for p in report.schedules for m in p.missing]
     if dry_run:
         return report
+    if schedule_id is None:
+        try:
+            report.pruned_slot_claims = slots.prune(settings.database_url)
+        except Exception as exc:  # noqa: BLE001 - reported; deleting backups goes on
+            report.errors.append(f"slot claims not pruned: {one_line(exc)}")
     for p in report.schedules:
         for victim in p.delete:
             try:

@@ -227,3 +227,16 @@ def completing(database_url: str, claim_: Claim) -> Iterator[Fence]:
         else:
             owned, reason = True, ""
         yield Fence(conn, claim_, owned, reason)
+
+
+SLOT_CLAIMS_KEPT = "30 days"
+
+
+def prune(database_url: str, older_than: str = SLOT_CLAIMS_KEPT) -> int:
+    """Forget ended claims of slots long past (no tick is launched that late, and the
+    one-completed-backup-per-slot index stays); returns how many were removed."""
+    with connect(database_url) as conn:
+        return conn.execute(
+            "DELETE FROM backup.schedule_slots WHERE slot_time < now() - %s::interval"
+            " AND (state <> 'claimed' OR lease_until < now() - %s::interval)",
+            (older_than, older_than)).rowcount

@@ -8,6 +8,7 @@ import uuid
 from backup_pipeline.api.backups import content_disposition
 from backup_pipeline.api.errors import scrub_paths
 from backup_pipeline.catalog import history
+from backup_pipeline.restore import runs
 from backup_pipeline_tests.api.conftest import ApiServer
 from backup_pipeline_tests.conftest import AppEnv
 from backup_pipeline_tests.helpers import run_backup_job
@@ -95,6 +96,12 @@ def test_details_download_delete(api: ApiServer, app_env: AppEnv):
             data = b"".join(response.iter_bytes())
         assert data == path.read_bytes()
         assert response.headers["x-backup-sha256"] == hashlib.sha256(data).hexdigest()
+
+        restore = runs.create(app_env.database_url, backup_id=record["id"], dry_run=True,
+                              scope="both", trigger="test", run_id=None)
+        assert_error(client.delete(f"{BASE}/{record['id']}"), 409, "conflict")
+        assert path.exists()
+        runs.update(app_env.database_url, restore["id"], state="completed", step="done")
 
         deleted = client.delete(f"{BASE}/{record['id']}")
         assert deleted.status_code == 200

@@ -250,10 +250,9 @@ def mail_catalog_db(databases) -> str:
 def catalog_url(mail_catalog_db: str) -> str:
     """The shared catalog database, emptied for this test."""
     with psycopg.connect(mail_catalog_db, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS backup.restore_runs CASCADE")  # tests make a stand-in
         conn.execute("TRUNCATE backup.email_outbox, backup.run_notifications,"
-                     " backup.backup_settings, backup.backup_history, backup.backup_schedules"
-                     " CASCADE")
+                     " backup.backup_settings, backup.restore_runs, backup.backup_history,"
+                     " backup.backup_schedules CASCADE")
     return mail_catalog_db
 
 

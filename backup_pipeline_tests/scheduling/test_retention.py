@@ -153,3 +153,27 @@ def test_deletion_rechecks_what_it_keeps(mixed: Catalog):
     problem = retention._delete_one(mixed.settings, a, a.delete[0])
     assert problem.startswith("stopped")
     assert "a4" in mixed.remaining()[0]
+
+
+def test_the_nightly_sweep_forgets_slot_claims_long_past(mixed: Catalog):
+    url = mixed.settings.database_url
+    [a] = [s for s in catalog.list_all(url) if s["name"] == "a"]
+    now = datetime.now(UTC)
+    claims = {  # label: (slot age, state, lease end relative to now)
+        "old_completed": (timedelta(days=40), "completed", -timedelta(days=40)),
+        "old_failed": (timedelta(days=31), "failed", -timedelta(days=31)),
+        "old_claim_lease_ended_long_ago": (timedelta(days=45), "claimed", -timedelta(days=44)),
+        "old_claim_lease_still_running": (timedelta(days=46), "claimed", timedelta(minutes=5)),
+        "recent_completed": (timedelta(days=2), "completed", -timedelta(days=2)),
+    }
+    with psycopg.connect(url) as conn:
+        for label, (age, state, lease) in claims.items():
+            conn.execute("INSERT INTO backup.schedule_slots (schedule_id, slot_time, state,"
+                         " owner_token, lease_until) VALUES (%s, %s, %s, %s, %s)",
+                         (a["id"], now - age, state, label, now + lease))
+    assert retention.apply(mixed.settings, dry_run=True).pruned_slot_claims == 0
+    report = retention.apply(mixed.settings)
+    assert report.summary()["pruned_slot_claims"] == 3
+    with psycopg.connect(url) as conn:
+        left = {r[0] for r in conn.execute("SELECT owner_token FROM backup.schedule_slots")}
+    assert left == {"old_claim_lease_still_running", "recent_completed"}
