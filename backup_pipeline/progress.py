@@ -55,10 +55,13 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def describe(self) -> str:
+    def describe(self, elapsed: float | None = None) -> str:
+        """One line; `elapsed` replaces this Progress's own time (a display spanning several
+        steps, each with a Progress of its own, shows the whole operation's)."""
         rate = self.bytes / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
+        shown = self.elapsed if elapsed is None else elapsed
         return (f"{self.phase}: {human_bytes(self.bytes)}, {self.documents} documents, "
-                f"{rate:.1f} MB/s, {self.elapsed:.0f}s elapsed")
+                f"{rate:.1f} MB/s, {shown:.0f}s elapsed")
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -83,6 +86,7 @@ class TerminalDisplay:
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
+        self.started = time.monotonic()
         self._last = 0.0
 
     def __call__(self, progress: Progress) -> None:
@@ -90,7 +94,7 @@ class TerminalDisplay:
         if now - self._last < 0.1:
             return
         self._last = now
-        self.stream.write("\r\033[K" + progress.describe())
+        self.stream.write("\r\033[K" + progress.describe(elapsed=now - self.started))
         self.stream.flush()
 
     def close(self) -> None:
