@@ -16,6 +16,9 @@ SUPPORTED_VERSIONS = (1,)
 MANIFEST_NAME = "manifest.json"
 DUMP_MEMBER = "database/motovaultpro.sql.gz"
 DOCUMENTS_PREFIX = "documents/"
+# Top-level names in DOCUMENTS_DIR that belong to a restore in progress, never to a user: never
+# archived, compared or swapped, and refused in an archive.
+RESERVED_PREFIX = ".backup-pipeline-"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 DUMP_COMPLETE_MARKER = b"-- PostgreSQL database dump complete"
 
@@ -42,6 +45,9 @@ def check_member_name(name: str) -> None:
         name.startswith(DOCUMENTS_PREFIX) and len(name) > len(DOCUMENTS_PREFIX)
     ):
         raise ArchiveError(f"unexpected member {name!r}: not the manifest, the dump or a document")
+    if name.startswith(DOCUMENTS_PREFIX + RESERVED_PREFIX):
+        raise ArchiveError(f"member {name!r} uses the name prefix {RESERVED_PREFIX!r} that "
+                           "restores reserve for their own files")
 
 
 def build(

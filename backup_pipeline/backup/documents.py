@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup_pipeline.archive.manifest import DOCUMENTS_PREFIX
+from backup_pipeline.archive.manifest import DOCUMENTS_PREFIX, RESERVED_PREFIX
 from backup_pipeline.archive.writer import (
     CHUNK,
     LEVEL_COMPRESS,
@@ -32,10 +32,6 @@ from backup_pipeline.archive.writer import (
 )
 from backup_pipeline.errors import BackupError
 from backup_pipeline.progress import Progress
-
-# Top-level names in DOCUMENTS_DIR that belong to a restore in progress, never to a user:
-# never archived, compared or swapped.
-RESERVED_PREFIX = ".backup-pipeline-"
 
 
 @dataclass

@@ -242,10 +242,10 @@ def recover(staged: Path, live: Path, database_exists: Callable[[str], bool]) ->
     outcome = "removed staged documents"
     if os.path.lexists(marker):
         old_database = json.loads(marker.read_text(encoding="utf-8")).get("old_database")
-        if old_database and not database_exists(old_database):
-            undo_exchange(staged, live, had_live=os.path.lexists(staged))
+        if old_database and not database_exists(old_database) and os.path.isdir(staged):
+            exchange(staged, live)
             outcome = "put the previous documents back"
-        else:
+        else:  # committed; or nothing to put back, and removing documents is never the answer
             os.unlink(marker)
             outcome = "kept the restored documents"
     shutil.rmtree(staged, ignore_errors=True)

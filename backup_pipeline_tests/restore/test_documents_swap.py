@@ -233,3 +233,15 @@ def test_a_bind_mount_within_one_filesystem_is_seen(tmp_path):
         assert documents.staging_path(target, RESTORE_ID).parent == target
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_marker_without_previous_documents_never_removes_documents(tmp_path):
+    """Nothing to put back (or a marker that did not come from a swap): the documents stay."""
+    live = tmp_path / "documents"
+    (live / "1001").mkdir(parents=True)
+    (live / "1001" / "a.txt").write_bytes(b"keep me")
+    (live / f"{RESERVED_PREFIX}restored-0123abcd").write_text('{"old_database": "nowhere"}')
+    [found] = documents.leftovers(live)
+    assert documents.recover(found, live, lambda name: False) == "kept the restored documents"
+    assert (live / "1001" / "a.txt").read_bytes() == b"keep me"
+    assert reserved(live) == [] and sorted(os.listdir(tmp_path)) == ["documents"]

@@ -90,6 +90,11 @@ def build(tmp: Path, case: str) -> tuple[Path, str | tuple[str, ...]]:
         bad = {**members, "../x": b"owned"}
         write_archive(path, manifest_for(bad), bad)
         return path, "unsafe member name '../x'"
+    if case == "reserved_name":  # a forged restore marker would steer crash recovery
+        bad = {**members, "documents/.backup-pipeline-restored-0123abcd":
+               b'{"old_database": "nonexistent"}'}
+        write_archive(path, manifest_for(bad, manifest), bad)
+        return path, "uses the name prefix '.backup-pipeline-'"
     extras = {
         "dotdot": (regular("../x", b"owned"), "unsafe member name '../x'"),
         "deep_dotdot": (regular("documents/../../x", b"owned"), "unsafe member name"),
@@ -150,8 +155,8 @@ def build(tmp: Path, case: str) -> tuple[Path, str | tuple[str, ...]]:
 
 
 CASES = ["truncated", "flipped_raw_byte", "flipped_manifest", "flipped_dump",
-         "flipped_document", "missing_member", "extra_member", "listed_dotdot", "dotdot",
-         "deep_dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "sql_bomb",
+         "flipped_document", "missing_member", "extra_member", "listed_dotdot", "reserved_name",
+         "dotdot", "deep_dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "sql_bomb",
          "pax_bomb", "declared_huge", "shell_escape", "shell_escape_midline", "no_sql_size",
          "unknown_version"]
 
