@@ -22,8 +22,14 @@ _held_lock = threading.Lock()
 
 def hold(database_url: str, backup_id: str) -> None:
     """Take the backup's lock on a session of its own, kept until `release`."""
-    conn = connect(database_url, autocommit=True, application_name=f"backup {backup_id}")
+    # An idle session must not be cut while the backup runs for hours: keepalives against
+    # idle network paths, and no server idle timeout (PostgreSQL 14+) for this session.
+    conn = connect(database_url, autocommit=True, application_name=f"backup {backup_id}",
+                   keepalives=1, keepalives_idle=60, keepalives_interval=10,
+                   keepalives_count=6)
     try:
+        if conn.info.server_version >= 140000:
+            conn.execute("SET idle_session_timeout = 0")
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, backup_id))
     except BaseException:
         conn.close()

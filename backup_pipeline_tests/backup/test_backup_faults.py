@@ -10,16 +10,17 @@ import stat
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from backup_pipeline.backup import service
-from backup_pipeline.catalog import history
+from backup_pipeline.catalog import history, liveness
 from backup_pipeline.catalog.migrate import migrate
-from backup_pipeline.postgres import with_database
-from backup_pipeline_tests.conftest import AppEnv, local_services, make_dagster_home
+from backup_pipeline.postgres import database_name, with_database
+from backup_pipeline_tests.conftest import AppEnv, local_services, make_dagster_home, psql
 from backup_pipeline_tests.helpers import CLI, leftovers, run_backup_job, run_cli
 
 SETPRIV = shutil.which("setpriv")
@@ -236,3 +237,16 @@ def test_a_running_backup_is_not_taken_for_abandoned(app_env: AppEnv):
     finally:
         service.give_up(settings, plan, "test over")
     assert history.reap_abandoned(app_env.database_url) == []
+
+
+def test_the_liveness_lock_outlasts_a_server_idle_timeout(app_env: AppEnv):
+    url = app_env.database_url
+    psql(url, "-c", f'ALTER DATABASE "{database_name(url)}" SET idle_session_timeout = 300')
+    backup_id = str(uuid.uuid4())
+    liveness.hold(url, backup_id)
+    try:
+        time.sleep(1.0)  # other sessions would have been cut after 0.3 s
+        assert liveness.abandoned(url, [backup_id]) == []
+    finally:
+        liveness.release(backup_id)
+    assert liveness.abandoned(url, [backup_id]) == [backup_id]
