@@ -72,8 +72,8 @@ def start_restore(
 
 
 @dg.op(
-    description="Check the whole archive (sizes, sha256, complete dump, no psql meta-commands); "
-    "a real restore also stages the dump and the documents here.",
+    description="Check the whole archive (its sha256 against the catalog, sizes, every "
+    "member's sha256, complete dump, no psql meta-commands) before anything is touched.",
     out={"preview": dg.Out(is_required=False), "execute": dg.Out(is_required=False)},
 )
 def verify_archive(
@@ -148,7 +148,9 @@ def safety_backup(
 
 
 @dg.op(description="Create a new database beside the live one and load the dump into it with "
-       "psql in one transaction (the live database is not touched).")
+       "psql in one transaction, streamed from the archive through the meta-command scanner; "
+       "stage the documents beside DOCUMENTS_DIR. Everything is checked again on the way and "
+       "psql commits only if all of it checks out (the live database is not touched).")
 def load_database(
     context: dg.OpExecutionContext, verified: tuple[service.RestorePlan, CheckedArchive],
     database: DatabaseResource, storage: StorageResource,

@@ -21,20 +21,18 @@ from typing import Any
 
 import psycopg
 
-from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.backup.service import describe_error, ensure_private_dir
 from backup_pipeline.catalog import history
-from backup_pipeline.errors import ArchiveError, ConfigError
+from backup_pipeline.errors import ConfigError
 from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import database, documents, preview, runs
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
-from backup_pipeline.restore.verify import CheckedArchive, check_archive
+from backup_pipeline.restore.verify import CheckedArchive, check_archive, stage_archive
 from backup_pipeline.settings import Settings
 
 RESTORE_STAGING = ".restore"
-DUMP_FILE = "motovaultpro.sql.gz"
 
 
 @dataclass(frozen=True)
@@ -180,33 +178,25 @@ def failing(settings: Settings, plan: RestorePlan, step: str, keep: set[str] | N
 
 def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = None
            ) -> CheckedArchive:
-    """Check the archive completely; for a real restore stage the dump and the documents."""
+    """Check the archive completely (its sha256 against the catalog included) before anything
+    is touched; stages nothing (load_database stages it, checking it all again)."""
     progress = progress or Progress()
     with failing(settings, plan, "verify"):
         path = Path(plan.archive_path)
         progress.set_phase("verifying archive")
-        if plan.archive_sha256 and sha256_file(path) != plan.archive_sha256:
-            raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
-        dump_to = documents_to = None
         if not plan.dry_run:
             problem = plan.restores_documents and documents.swap_problem(
                 Path(plan.documents_dir))
             if problem:
                 raise RestoreError(problem)
             ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
-            os.mkdir(plan.staging_dir, 0o700)
-            if plan.restores_database:
-                dump_to = Path(plan.staging_dir) / DUMP_FILE
-            if plan.restores_documents:
-                documents_to = Path(plan.documents_staging)
-                documents_to.parent.mkdir(parents=True, exist_ok=True)
 
         def check_space(manifest: dict[str, Any]) -> None:
             short = [] if plan.dry_run else preview.space_needs(settings, manifest, plan.scope)
             if short:
                 raise RestoreError(f"not enough disk space: {'; '.join(short)}")
 
-        return check_archive(path, dump_to=dump_to, documents_to=documents_to,
+        return check_archive(path, archive_sha256=plan.archive_sha256,
                              on_manifest=check_space, on_bytes=progress.add_bytes)
 
 
@@ -237,22 +227,43 @@ def safety_backup(settings: Settings, plan: RestorePlan,
 
 def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive,
                   progress: Progress | None = None) -> str | None:
-    """Create the new database beside the live one and load the dump into it."""
-    if not plan.restores_database:
-        return None
+    """Create the new database beside the live one and stage the archive in one more pass:
+    the dump's SQL streams from the archive through the scanner straight into psql, and the
+    documents (after the dump in the archive) are written to their staging folder while psql
+    builds the indexes. psql commits only after the whole archive checked out again."""
     progress = progress or Progress()
     with failing(settings, plan, "load_database"):
-        live = database_name(settings.database_url)
-        with database.admin_connect(settings.database_url) as admin:
-            if database.exists(admin, plan.new_database):
-                raise RestoreError(f"database {plan.new_database} already exists")
-            database.create_database_like(admin, live, plan.new_database)
-        target = with_database(settings.database_url, plan.new_database)
-        progress.set_phase("loading database")
-        database.load_dump(settings, target, Path(checked.dump_path),
-                           Path(plan.staging_dir) / "psql.stderr",
-                           restricted=_restricted(plan, checked),
-                           restrict_lines=checked.restrict_lines, progress=progress)
+        ensure_private_dir(settings.backup_dir / RESTORE_STAGING)  # verify made it: re-checked
+        os.mkdir(plan.staging_dir, 0o700)
+        documents_to = None
+        if plan.restores_documents:
+            documents_to = Path(plan.documents_staging)
+            documents_to.parent.mkdir(parents=True, exist_ok=True)
+        loader = target = None
+        if plan.restores_database:
+            live = database_name(settings.database_url)
+            with database.admin_connect(settings.database_url) as admin:
+                if database.exists(admin, plan.new_database):
+                    raise RestoreError(f"database {plan.new_database} already exists")
+                database.create_database_like(admin, live, plan.new_database)
+            target = with_database(settings.database_url, plan.new_database)
+            loader = database.PsqlLoader(settings, target,
+                                         Path(plan.staging_dir) / "psql.stderr",
+                                         restricted=_restricted(plan, checked))
+        progress.set_phase("loading database" if loader else "staging documents")
+        try:
+            stage_archive(Path(plan.archive_path), checked,
+                          sql_to=loader.write if loader else None,
+                          cut_restrict=loader is not None and _restricted(plan, checked),
+                          documents_to=documents_to, archive_sha256=plan.archive_sha256,
+                          on_bytes=progress.add_bytes)
+        except BaseException:
+            if loader is not None:
+                loader.abort()
+            raise
+        if loader is None:
+            return None
+        loader.finish()
         if database.has_catalog_schema(target):
             raise RestoreError("the archive's dump creates schema backup, which is reserved "
                                "for the catalog")
