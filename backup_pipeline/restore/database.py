@@ -120,16 +120,16 @@ class PsqlLoader:
     `write` as it is checked. psql commits only when its input ends, in `finish`; `abort` kills
     it first, so whatever it had read is rolled back (and the database is the caller's to drop).
 
-    `restricted`: psql runs restricted to SQL by a key the dump cannot know: the caller leaves
-    the dump's own `\\restrict`/`\\unrestrict` lines out and ours comes first, so a meta-command
-    that got past the scanner stops psql instead of running. Needs a psql that knows `\\restrict`
-    (15.14, 16.10, 17.6 and later)."""
+    `begin(restricted=True)`, called before the first write: psql runs restricted to SQL by a
+    key the dump cannot know (the dump's own `\\restrict`/`\\unrestrict` lines are left out by
+    the caller), so a meta-command that got past the scanner stops psql instead of running.
+    Needs a psql that knows `\\restrict` (15.14, 16.10, 17.6 and later)."""
 
-    def __init__(self, settings: Settings, target_url: str, stderr_path: Path, *,
-                 restricted: bool) -> None:
+    def __init__(self, settings: Settings, target_url: str, stderr_path: Path) -> None:
         conninfo, env = client_env(target_url)
         cmd = [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
                "--single-transaction", "-d", conninfo, "-f", "-"]
+        self.restricted: bool | None = None
         self._stderr_path = stderr_path
         self._err = open(stderr_path, "wb")  # noqa: SIM115 - closed by abort
         try:
@@ -139,10 +139,15 @@ class PsqlLoader:
             self._err.close()
             raise RestoreError(f"cannot start psql: {exc.strerror}") from None
         _widen_pipe(self.proc.stdin)  # psql reads on while the next chunk is checked
+
+    def begin(self, restricted: bool) -> None:
+        self.restricted = restricted
         if restricted:
             self.write(f"\\restrict {secrets.token_hex(24)}\n".encode())
 
     def write(self, data: bytes) -> None:
+        if self.restricted is None:
+            raise RestoreError("internal error: psql was given SQL before begin()")
         try:
             self.proc.stdin.write(data)
         except BrokenPipeError:  # psql stopped early: its exit code and stderr say why

@@ -188,15 +188,15 @@ def check_archive(
     """Read every member once: sha256 against the manifest (and with `archive_sha256`, the
     whole file's against it), the dump decompressed (bounded) and scanned. Stages nothing.
 
-    The dump is inflated and scanned on a second thread while this one reads and hashes the
-    archive, so the check takes little more than the larger of the two.
+    Three threads share the work (both cores busy): this one reads the archive and hashes
+    its members, one inflates and scans the dump as it is handed over, one hashes the file.
     `on_manifest` sees the manifest before any member data is read (space checks go there).
     Raises ArchiveError on the first problem."""
     path = Path(path)
-    archive_digest = hashlib.sha256() if archive_sha256 else None
     result: CheckedArchive | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="scan-dump") as pool:
-        for manifest, member in reader.iter_members(path, archive_digest):
+    with ThreadPoolExecutor(2, thread_name_prefix="check-archive") as pool:
+        whole = pool.submit(reader.sha256_file, path) if archive_sha256 else None
+        for manifest, member in reader.iter_members(path):
             if result is None:
                 limit = declared_sql_bytes(manifest)
                 if on_manifest is not None:
@@ -218,10 +218,10 @@ def check_archive(
             result.large_objects = scan.large_objects
             result.restrict_lines = scan.restrict_lines
             result.dump_complete = True
-    if result is None:
-        raise ArchiveError(f"{path.name} has no members")
-    if archive_digest is not None and archive_digest.hexdigest() != archive_sha256:
-        raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
+        if result is None:
+            raise ArchiveError(f"{path.name} has no members")
+        if whole is not None and whole.result() != archive_sha256:
+            raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
     return result
 
 
@@ -245,13 +245,17 @@ def _copy_member(member: reader.Member, result: CheckedArchive,
 
 class CheckedSql:
     """Hands the dump's SQL on to `write` only as far as the scanner has passed it: what it
-    holds back is the few bytes the scanner still looks at. With `cut_restrict`, pg_dump's own
-    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out."""
+    holds back is the few bytes the scanner still looks at. pg_dump's own
+    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out: a loader that needs
+    them runs psql restricted with a key of its own. `before` (if any) sees the scan so far just
+    before the first byte is handed on (by then pg_dump's `\\restrict` line, at its top, is
+    known)."""
 
-    def __init__(self, write: Callable[[bytes], Any], cut_restrict: bool) -> None:
+    def __init__(self, write: Callable[[bytes], Any],
+                 before: Callable[[ScanResult], None] | None = None) -> None:
         self.scanner = DumpScanner()
         self._write = write
-        self._cut = cut_restrict
+        self._before = before
         self._pending = bytearray()
         self._sent = 0  # offset in the SQL of _pending[0]
 
@@ -269,12 +273,12 @@ class CheckedSql:
         n = upto - self._sent
         if n <= 0:
             return
+        if self._before is not None:
+            self._before(self.scanner.result)
+            self._before = None
         start, chunk = self._sent, bytes(self._pending[:n])
         del self._pending[:n]
         self._sent = upto
-        if not self._cut:
-            self._write(chunk)
-            return
         pos = 0
         for a, b in self.scanner.result.restrict_lines:
             a, b = max(a, start) - start, min(b, upto) - start
@@ -289,31 +293,31 @@ class CheckedSql:
 
 def stage_archive(
     path: Path,
-    checked: CheckedArchive,
+    manifest: dict[str, Any],
     *,
     sql_to: Callable[[bytes], Any] | None = None,
-    cut_restrict: bool = False,
+    before_sql: Callable[[ScanResult], None] | None = None,
     documents_to: Path | None = None,
     archive_sha256: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> None:
-    """Read the archive `checked` describes again and stage it, checking everything again on
-    the way: the manifest must be the one checked, every member its sha256, the whole file
+    """Read the archive again and stage it, checking everything again on the way: the
+    manifest must be `manifest` (the one verified), every member its sha256, the whole file
     `archive_sha256`. The dump's SQL goes to `sql_to` through CheckedSql (nothing the scanner
-    has not passed); the documents are written below `documents_to` (a directory that must not
-    exist yet). A problem raises ArchiveError at once; the caller then discards what was
-    staged (and stops psql before it has read anything more)."""
+    has not passed; `before_sql` as there); the documents are written below `documents_to` (a
+    directory that must not exist yet). A problem raises ArchiveError at once; the caller then
+    discards what was staged (and stops psql before it has read anything more)."""
     path = Path(path)
     archive_digest = hashlib.sha256() if archive_sha256 else None
-    seen = CheckedArchive(str(path), checked.manifest)
-    limit = declared_sql_bytes(checked.manifest)
+    seen = CheckedArchive(str(path), manifest)
+    limit = declared_sql_bytes(manifest)
     writer = DocumentsWriter(documents_to) if documents_to is not None else None
     try:
-        for manifest, member in reader.iter_members(path, archive_digest):
-            if manifest != checked.manifest:
+        for found, member in reader.iter_members(path, archive_digest):
+            if found != manifest:
                 raise ArchiveError(f"{path.name} changed after it was verified")
             if member.name == mf.DUMP_MEMBER:
-                _stage_dump(member, seen, limit, sql_to, cut_restrict, on_bytes)
+                _stage_dump(member, seen, limit, sql_to, before_sql, on_bytes)
             elif writer is not None:
                 _stage_document(member, seen, writer, on_bytes)
             else:
@@ -326,14 +330,15 @@ def stage_archive(
 
 
 def _stage_dump(member: reader.Member, seen: CheckedArchive, limit: int,
-                sql_to: Callable[[bytes], Any] | None, cut_restrict: bool,
+                sql_to: Callable[[bytes], Any] | None,
+                before_sql: Callable[[ScanResult], None] | None,
                 on_bytes: Callable[[int], None] | None) -> None:
     if sql_to is None:
         _copy_member(member, seen, None, on_bytes)
         return
     digest = hashlib.sha256()
     sql = DumpSql(member.stream.read, limit, digest)
-    forward = CheckedSql(sql_to, cut_restrict)
+    forward = CheckedSql(sql_to, before_sql)
     for chunk in sql:
         forward.feed(chunk)
         if on_bytes is not None:

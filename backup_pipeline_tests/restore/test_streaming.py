@@ -1,6 +1,6 @@
-"""load_database streams the archive into psql, checking it all again on the way: psql never
-receives a byte the scanner has not passed, and commits only after the whole archive checked
-out. These tests hand load_database what verify would have refused (or an archive changed after
+"""The archive streams into psql, checked again on the way: psql never receives a byte the
+scanner has not passed, and commits only in load_database, after the whole archive checked out.
+Several tests hand load_database what verify would have refused (or an archive changed after
 verify), so only the streaming checks stand between it and the live system."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
 from backup_pipeline.errors import ArchiveError
-from backup_pipeline.postgres import database_name
+from backup_pipeline.postgres import database_name, with_database
 from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.verify import CheckedArchive, CheckedSql, check_archive
@@ -119,7 +119,7 @@ def test_checked_sql_hands_on_only_what_the_scanner_passed():
     rng = random.Random(8)
     for _ in range(50):
         out: list[bytes] = []
-        forward = CheckedSql(out.append, cut_restrict=False)
+        forward = CheckedSql(out.append)
         with pytest.raises(ArchiveError, match="meta-command"):
             pos = 0
             while pos < len(bad):
@@ -139,7 +139,7 @@ def test_checked_sql_leaves_out_restrict_lines_in_any_chunking():
     for size in (1, 2, 7, 64, len(sql)):
         for _ in range(5):
             out: list[bytes] = []
-            forward = CheckedSql(out.append, cut_restrict=True)
+            forward = CheckedSql(out.append)
             pos = 0
             while pos < len(sql):
                 step = rng.randint(1, size)
@@ -157,3 +157,49 @@ def test_iter_members_hashes_the_whole_file(tmp_path):
         while member.stream.read(7):
             pass
     assert digest.hexdigest() == hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def public_tables(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                            ).fetchone()[0]
+
+
+def test_verify_starts_the_load_but_only_load_database_commits_it(app_env, tmp_path):
+    settings = app_env.settings
+    members = {mf.DUMP_MEMBER: gz(tiny_dump()), **DOCS}
+    archive = write_archive(tmp_path / "motovaultpro_backup_bg.tar.gz",
+                            manifest_for(members), members)
+    backup_id = register(settings, archive)
+    plan = service.claim(settings, backup_id, dry_run=False)
+    checked = service.verify(settings, plan)
+    new_url = with_database(settings.database_url, plan.new_database)
+    service._loads[plan.restore_id]._thread.join()  # psql has read the whole dump by now
+    assert leftover_databases(settings) == [plan.new_database]  # loaded beside the live one
+    assert public_tables(new_url) == 0  # but not committed: nothing is visible yet
+    assert service.load_database(settings, plan, checked) == plan.new_database
+    assert public_tables(new_url) == 1
+    service.cleanup(settings, plan)
+
+
+def test_a_failure_after_verify_stops_the_load_and_drops_it(app_env, tmp_path):
+    settings = app_env.settings
+    members = {mf.DUMP_MEMBER: gz(tiny_dump()), **DOCS}
+    archive = write_archive(tmp_path / "motovaultpro_backup_stop.tar.gz",
+                            manifest_for(members), members)
+    backup_id = register(settings, archive)
+    before = snapshot(settings)
+    plan = service.claim(settings, backup_id, dry_run=False)
+    service.verify(settings, plan)
+
+    def failing_backup() -> dict:
+        raise RuntimeError("no safety backup today")
+
+    with pytest.raises(RestoreError, match="step safety_backup: .*no safety backup today"):
+        service.safety_backup(settings, plan, failing_backup)
+
+    assert snapshot(settings) == before
+    assert leftover_databases(settings) == []
+    assert list((settings.backup_dir / service.RESTORE_STAGING).iterdir()) == []
+    assert not Path(plan.documents_staging).exists()
+    assert service._take_load(plan.restore_id) is None
