@@ -159,6 +159,12 @@ def test_iter_members_hashes_the_whole_file(tmp_path):
     assert digest.hexdigest() == hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
+def good_backup(settings, tmp_path: Path) -> str:
+    members = {mf.DUMP_MEMBER: gz(tiny_dump()), **DOCS}
+    return register(settings, write_archive(tmp_path / "motovaultpro_backup_good.tar.gz",
+                                            manifest_for(members), members))
+
+
 def public_tables(url: str) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
@@ -167,10 +173,7 @@ def public_tables(url: str) -> int:
 
 def test_verify_starts_the_load_but_only_load_database_commits_it(app_env, tmp_path):
     settings = app_env.settings
-    members = {mf.DUMP_MEMBER: gz(tiny_dump()), **DOCS}
-    archive = write_archive(tmp_path / "motovaultpro_backup_bg.tar.gz",
-                            manifest_for(members), members)
-    backup_id = register(settings, archive)
+    backup_id = good_backup(settings, tmp_path)
     plan = service.claim(settings, backup_id, dry_run=False)
     checked = service.verify(settings, plan)
     new_url = with_database(settings.database_url, plan.new_database)
@@ -184,10 +187,7 @@ def test_verify_starts_the_load_but_only_load_database_commits_it(app_env, tmp_p
 
 def test_a_failure_after_verify_stops_the_load_and_drops_it(app_env, tmp_path):
     settings = app_env.settings
-    members = {mf.DUMP_MEMBER: gz(tiny_dump()), **DOCS}
-    archive = write_archive(tmp_path / "motovaultpro_backup_stop.tar.gz",
-                            manifest_for(members), members)
-    backup_id = register(settings, archive)
+    backup_id = good_backup(settings, tmp_path)
     before = snapshot(settings)
     plan = service.claim(settings, backup_id, dry_run=False)
     service.verify(settings, plan)
