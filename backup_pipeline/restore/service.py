@@ -242,7 +242,7 @@ def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive
         progress.set_phase("loading database" if plan.restores_database else
                            "staging documents")
         background = _take_load(plan.restore_id)
-        loader = background.wait() if background is not None else \
+        loader = background.wait(progress) if background is not None else \
             _stage(settings, plan, checked.manifest, on_bytes=progress.add_bytes)
         if loader is None:
             return None
@@ -314,6 +314,7 @@ class BackgroundLoad:
 
     def __init__(self, settings: Settings, plan: RestorePlan, manifest: dict[str, Any]) -> None:
         self._stop = threading.Event()
+        self.bytes = 0
         self._loader: database.PsqlLoader | None = None
         self._result: database.PsqlLoader | None = None
         self._error: BaseException | None = None
@@ -332,12 +333,20 @@ class BackgroundLoad:
         self._loader = loader
         self._stopping(0)
 
-    def _stopping(self, _n: int) -> None:
+    def _stopping(self, n: int) -> None:
+        self.bytes += n  # this thread's own count; waiters only read it
         if self._stop.is_set():
             raise _Stopped
 
-    def wait(self) -> database.PsqlLoader | None:
-        self._thread.join()
+    def wait(self, progress: Progress | None = None) -> database.PsqlLoader | None:
+        """Wait for the load to end (reporting its bytes to `progress` meanwhile, from this
+        thread); its psql, input still open, or None for documents only."""
+        reported = 0
+        while self._thread.is_alive():
+            self._thread.join(0.25)
+            if progress is not None and self.bytes > reported:
+                progress.add_bytes(self.bytes - reported)
+                reported = self.bytes
         if self._error is not None:
             raise self._error
         return self._result
