@@ -22,14 +22,19 @@ def test_benchmark_runs_at_a_tiny_scale(tmp_path: Path, pg_server_url: str,
         assert done.returncode == 0, done.stderr[-3000:]
         report = done.stdout
         for label in ("floor:", "naive:", "backup_job through Dagster", "without Dagster",
-                      "empty database"):
+                      "empty database", "restore floor:", "our restore without its safety"):
             assert label in report
+        assert "| restore time / restore floor |" in report
         assert "| backup time / floor, through Dagster |" in report and "Machine: " in report
         raw = json.loads((tmp_path / "raw.json").read_text())
         assert raw["backup"]["extras"][0]["archive_bytes"] > 0
         assert raw["naive"]["extras"][0]["archive_bytes"] > 0
         assert all(s["peak_mb"] > 0 for s in raw["backup"]["samples"])
+        assert raw["restore"]["extras"][0]["seconds"] > 0
         assert list((tmp_path / "cache" / "work").glob("*")) == []  # archives removed
+        with databases.admin() as conn:  # the restore cases' throwaway databases are gone
+            assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                (f"{name}\\_r%",)).fetchall() == []
         # a second run reuses the dataset instead of building it again
         again = subprocess.run(
             [sys.executable, str(REPO / "benchmarks" / "run.py"), "--scale", "0.003",
@@ -40,5 +45,7 @@ def test_benchmark_runs_at_a_tiny_scale(tmp_path: Path, pg_server_url: str,
         assert "reusing" in again.stderr
     finally:
         with databases.admin() as conn:
-            for db in (name, f"{name}_empty"):
+            leftovers = [r[0] for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{name}\\_r%",))]
+            for db in (name, f"{name}_empty", *leftovers):
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

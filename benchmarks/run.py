@@ -14,10 +14,13 @@ means adding its cases and targets there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import shutil
 import statistics
 import sys
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from backup_pipeline.archive import manifest as mf  # noqa: E402
 from backup_pipeline.catalog.migrate import migrate  # noqa: E402
 from backup_pipeline.postgres import client_env, with_database  # noqa: E402
 from benchmarks import dataset, measure  # noqa: E402
@@ -34,6 +38,21 @@ from benchmarks.measure import Sample  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 PG_DUMP = "pg_dump --format=plain --no-password --exclude-schema=backup --dbname=\"$CONNINFO\""
+# throwaway databases of the restore cases: <dataset database>_<suffix>
+RESTORE_SOURCE, RESTORE_LIVE, RESTORE_FLOOR = "rsrc", "rlive", "rfloor"
+
+
+@dataclass
+class RestoreSource:
+    """What the restore cases restore: an archive of the dataset made once per run, outside
+    any timing, by a backup of a copy of the dataset's database (`database`, which then holds
+    the archive's catalog row and is the template of every throwaway live database), and the
+    archive's dump member, extracted for the floor."""
+
+    database: str
+    backup_id: str
+    archive_dir: Path
+    dump_path: Path
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Context:
     data: dataset.Dataset
     empty: dataset.Dataset
     dagster_home: Path
+    restore_source: RestoreSource | None = None
 
     def env(self, ds: dataset.Dataset, backup_dir: Path, **extra: str) -> dict[str, str]:
         conninfo, env = client_env(ds.database_url)
@@ -132,6 +152,105 @@ def backup_finish(ctx: Context, sample: Sample) -> dict:
     return extras
 
 
+# --- restore --------------------------------------------------------------------------------
+# Every restore rep works on throwaway copies (database and documents) made before its clock
+# starts: the reference dataset is only ever read.
+
+def _admin(ctx: Context) -> psycopg.Connection:
+    return psycopg.connect(ctx.server_url, autocommit=True)
+
+
+def _throwaway(ctx: Context, suffix: str) -> str:
+    return f"{ctx.data.database}_{suffix}"
+
+
+def _recreate(ctx: Context, name: str, template: str) -> None:
+    """DROP and CREATE DATABASE name from template (FILE_COPY: copied as files, checkpointed,
+    so the copy leaves no dirty buffers behind for the measured command to write out)."""
+    with _admin(ctx) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        strategy = "" if template == "template0" else " STRATEGY FILE_COPY"
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
+
+
+def drop_throwaways(ctx: Context, suffix: str | None = None) -> None:
+    """Drop the restore cases' databases (of one suffix, or all), including what a failed
+    restore left beside them (`<name>_restore_<id>`, `<name>_old_<id>`)."""
+    suffixes = [suffix] if suffix else [RESTORE_SOURCE, RESTORE_LIVE, RESTORE_FLOOR]
+    with _admin(ctx) as conn:
+        for sfx in suffixes:
+            name = _throwaway(ctx, sfx)
+            for (db,) in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname = %s OR left(datname, %s) = %s",
+                    (name, len(name) + 1, name + "_")).fetchall():
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def restore_source(ctx: Context) -> RestoreSource:
+    """Made on first use: the archive every restore rep restores (see RestoreSource)."""
+    if ctx.restore_source is not None:
+        return ctx.restore_source
+    log("restore: making the archive to restore (a backup of a copy of the dataset)")
+    name = _throwaway(ctx, RESTORE_SOURCE)
+    _recreate(ctx, name, ctx.data.database)
+    source = dataclasses.replace(ctx.data, database=name,
+                                 database_url=with_database(ctx.server_url, name))
+    archive_dir = ctx.work / "restore-archive"
+    sample = measure.run([sys.executable, str(WORKER), "backup-service"],
+                         env=ctx.env(source, archive_dir))
+    if sample.returncode != 0:
+        raise SystemExit(f"the backup to restore failed: {sample.stderr.strip()[-2000:]}")
+    made = json.loads(sample.stdout.strip().splitlines()[-1])
+    dump_path = ctx.work / "restore-floor" / "motovaultpro.sql.gz"
+    dump_path.parent.mkdir(parents=True)
+    with tarfile.open(made["archive_path"], "r:gz") as tar, open(dump_path, "wb") as out:
+        shutil.copyfileobj(tar.extractfile(mf.DUMP_MEMBER), out, 1 << 20)
+    ctx.restore_source = RestoreSource(name, made["backup_id"], archive_dir, dump_path)
+    return ctx.restore_source
+
+
+def restore_floor_command(ctx: Context) -> tuple[list[str], dict[str, str]]:
+    source = restore_source(ctx)
+    name = _throwaway(ctx, RESTORE_FLOOR)
+    _recreate(ctx, name, "template0")
+    os.sync()
+    target = dataclasses.replace(ctx.data, database_url=with_database(ctx.server_url, name))
+    return _bash('gunzip -c "$DUMP" | psql -q -v ON_ERROR_STOP=1 --no-password '
+                 '-d "$CONNINFO" > /dev/null'), \
+        ctx.env(target, ctx.work / "restore-floor", DUMP=str(source.dump_path))
+
+
+def restore_command(ctx: Context) -> tuple[list[str], dict[str, str]]:
+    """A live database that has the data (a copy of the source) and a copy of the documents,
+    then the restore of the archive onto them."""
+    source = restore_source(ctx)
+    name = _throwaway(ctx, RESTORE_LIVE)
+    drop_throwaways(ctx, RESTORE_LIVE)
+    _recreate(ctx, name, source.database)
+    live_root = ctx.work / "restore-live"
+    shutil.rmtree(live_root, ignore_errors=True)
+    live_root.mkdir()
+    shutil.copytree(ctx.data.documents_dir, live_root / "documents", symlinks=True)
+    os.sync()
+    live = dataclasses.replace(ctx.data, database_url=with_database(ctx.server_url, name),
+                               documents_dir=str(live_root / "documents"))
+    return [sys.executable, str(WORKER), "restore-service"], \
+        ctx.env(live, source.archive_dir, RESTORE_BACKUP_ID=source.backup_id)
+
+
+def restore_floor_finish(ctx: Context, sample: Sample) -> dict:
+    drop_throwaways(ctx, RESTORE_FLOOR)
+    return {}
+
+
+def restore_finish(ctx: Context, sample: Sample) -> dict:
+    extras = json.loads(sample.stdout.strip().splitlines()[-1])
+    extras.pop("restore_id", None)
+    drop_throwaways(ctx, RESTORE_LIVE)
+    shutil.rmtree(ctx.work / "restore-live", ignore_errors=True)
+    return extras
+
+
 CASES = [
     Case("floor", "floor: `pg_dump > /dev/null` + read every document", floor_command),
     Case("naive", "naive: `pg_dump \\| gzip -6`, then `tar czf` of it and the documents",
@@ -144,6 +263,10 @@ CASES = [
          worker("backup-dagster", empty=True), backup_finish, needs_data=False),
     Case("empty_direct", "empty database, no documents: without Dagster",
          worker("backup-service", empty=True), backup_finish, needs_data=False),
+    Case("restore_floor", "restore floor: `gunzip -c dump.sql.gz \\| psql` into a new database",
+         restore_floor_command, restore_floor_finish),
+    Case("restore", "our restore without its safety backup (claim, verify, load_database, "
+         "swap, finish)", restore_command, restore_finish),
 ]
 
 
@@ -187,6 +310,8 @@ TARGETS = [
            lambda r: r["empty"].seconds - r["empty_direct"].seconds, 2.0, "s"),
     Target("Dagster overhead, empty database, whole process (with imports)",
            lambda r: r["empty"].median("wall") - r["empty_direct"].median("wall"), 2.0, "s"),
+    Target("restore time / restore floor", _ratio("restore", "restore_floor"), 1.3, "x"),
+    Target("restore peak memory", lambda r: r["restore"].median("peak_mb"), 200, "MB"),
 ]
 
 
@@ -334,6 +459,7 @@ def main() -> int:
         loads.append(measure.load())
         for ds in (data, empty):
             history_cleanup(ds)
+        drop_throwaways(ctx)
         shutil.rmtree(work, ignore_errors=True)
     text = report(ctx, results, args, measure.machine(), loads, pg_version)
     print(text)
@@ -345,9 +471,10 @@ def main() -> int:
 
 
 def dagster_yaml(storage: str, server_url: str) -> str:
-    """The temporary instance's config: SQLite files (the local default) or PostgreSQL (as a
-    deployment would have), in a database of its own that is emptied first."""
-    config = "telemetry:\n  enabled: false\n"
+    """The temporary instance's config: the repository's dagster.yaml, as an operator's
+    `make backup` and `make dev` get it (SQLite files), or that with PostgreSQL storage (as a
+    deployment has), in a database of its own that is emptied first."""
+    config = (REPO / "dagster.yaml").read_text()
     if storage == "sqlite":
         return config
     name = "bench_dagster"

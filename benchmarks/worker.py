@@ -3,6 +3,8 @@
     worker.py backup-dagster    backup_job through Dagster on the instance in DAGSTER_HOME,
                                 as `backup-pipeline backup` runs it
     worker.py backup-service    the same backup without Dagster (service.run_backup)
+    worker.py restore-service   restore of backup RESTORE_BACKUP_ID (database and documents)
+                                by the restore service's steps, all but the safety backup
 
 Configuration comes from the environment (DATABASE_URL, DOCUMENTS_DIR, BACKUP_DIR,
 DAGSTER_HOME). Prints one JSON object: seconds of the operation itself (imports done),
@@ -42,6 +44,29 @@ def backup_service() -> dict:
     return _summary(row, time.perf_counter() - started)
 
 
+def restore_service() -> dict:
+    """claim, verify, load_database, swap, finish: the steps of a real restore, in order,
+    without its safety backup (the benchmark measures the restore itself; the safety backup
+    is a backup, measured as such). Only the benchmark skips it: run_restore cannot."""
+    import os
+
+    from backup_pipeline.restore import service
+    from backup_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    plan = service.claim(settings, os.environ["RESTORE_BACKUP_ID"], dry_run=False,
+                         scope="both", trigger="benchmark")
+    checked = service.verify(settings, plan)
+    service.load_database(settings, plan, checked)
+    service.swap(settings, plan)
+    row = service.finish(settings, plan)
+    seconds = time.perf_counter() - started
+    if row["state"] != "completed":
+        raise SystemExit(f"the restore ended {row['state']}: {row.get('error_message')}")
+    return {"seconds": seconds, "restore_id": str(row["id"])}
+
+
 def _summary(row: dict, seconds: float) -> dict:
     from backup_pipeline.settings import Settings
 
@@ -50,7 +75,8 @@ def _summary(row: dict, seconds: float) -> dict:
             "archive_bytes": row["size_bytes"]}
 
 
-OPERATIONS = {"backup-dagster": backup_dagster, "backup-service": backup_service}
+OPERATIONS = {"backup-dagster": backup_dagster, "backup-service": backup_service,
+              "restore-service": restore_service}
 
 
 def main() -> None:

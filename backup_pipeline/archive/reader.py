@@ -10,10 +10,12 @@ nothing unlisted or oversized is ever consumed blindly.
 from __future__ import annotations
 
 import hashlib
+import io
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,6 +70,50 @@ class Member:
     mode: int
 
 
+class SequentialReader(io.RawIOBase):
+    """A forward-only binary stream over `read(n)` (a file, a member, chunks from a queue),
+    optionally hashing every byte that passes, so one read serves a check and a consumer.
+
+    It says it is seekable because gzip readers ask for their position; only a seek to where
+    it already is succeeds (reading forward is all that ISA-L's reader and tarfile do here)."""
+
+    def __init__(self, read: Callable[[int], bytes], digest: Any = None) -> None:
+        super().__init__()
+        self._read = read
+        self.digest = digest
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else \
+            self.position + offset if whence == io.SEEK_CUR else None
+        if target != self.position:
+            raise io.UnsupportedOperation("a forward-only stream cannot seek")
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        data = self._read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if self.digest is not None:
+            self.digest.update(data)
+        self.position += n
+        return n
+
+    def read_rest(self) -> None:
+        """Read (and hash) whatever is left, so the digest covers the whole stream."""
+        while self.read(CHUNK):
+            pass
+
+
 def _drain_to_end(gz: BinaryIO) -> None:
     """Read past the tar end to the end of the last gzip member, so a truncated or damaged
     tail is noticed; only zero padding may follow the tar end."""
@@ -98,15 +144,26 @@ class _BoundedTarInfo(tarfile.TarInfo):
                            "are allowed")
 
 
-def _open(path: Path) -> tuple[BinaryIO, tarfile.TarFile]:
+def _open(path: Path, raw: SequentialReader | None = None
+          ) -> tuple[BinaryIO, tarfile.TarFile]:
     try:
-        gz = igzip.open(path, "rb")
+        gz = igzip.open(path if raw is None else raw, "rb")
         return gz, tarfile.open(fileobj=gz, mode="r:", encoding="utf-8", errors="strict",
                                 tarinfo=_BoundedTarInfo)
     except FileNotFoundError:
         raise ArchiveError(f"archive {path} does not exist") from None
     except _READ_ERRORS as exc:
         raise ArchiveError(f"{path.name} is not a readable .tar.gz: {exc}") from None
+
+
+def _open_hashing(path: Path, digest: Any) -> tuple[BinaryIO, BinaryIO, SequentialReader]:
+    """The archive file read through a SequentialReader that hashes it (the whole-file sha256
+    comes with the one pass over the members instead of a pass of its own)."""
+    try:
+        raw_file = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise ArchiveError(f"archive {path} does not exist") from None
+    return raw_file, SequentialReader(raw_file.read, digest)
 
 
 def sha256_file(path: Path) -> str:
@@ -137,16 +194,27 @@ def _first_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return mf.parse(tar.extractfile(first).read())
 
 
-def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
+def iter_members(path: Path, archive_digest: Any = None
+                 ) -> Iterator[tuple[dict[str, Any], Member]]:
     """Yield (manifest, member) for every listed member, in archive order, after checking
     its name, type and size; the caller reads `member.stream` (or not) before the next one.
+    With `archive_digest` (a hashlib object) every byte of the file passes through it: once
+    the iteration has ended, it holds the whole file's hash.
 
     Raises ArchiveError for anything that breaks the format, including missing members.
     """
     path = Path(path)
-    gz, tar = _open(path)
+    raw_file = raw = None
+    if archive_digest is not None:
+        raw_file, raw = _open_hashing(path, archive_digest)
     try:
-        with gz, tar:
+        gz, tar = _open(path, raw)
+    except BaseException:
+        if raw_file is not None:
+            raw_file.close()
+        raise
+    try:
+        with gz, tar, raw_file or nullcontext():
             try:
                 manifest = _first_manifest(tar)
                 expected = {m["path"]: m for m in manifest["members"]}
@@ -177,6 +245,8 @@ def iter_members(path: Path) -> Iterator[tuple[dict[str, Any], Member]]:
                     raise ArchiveError(f"member {missing[0]!r}{more} listed in the manifest "
                                        "is missing from the archive")
                 _drain_to_end(gz)
+                if raw is not None:
+                    raw.read_rest()
             except _READ_ERRORS as exc:
                 raise ArchiveError(f"{path.name} is damaged or truncated: {exc}") from None
     except _READ_ERRORS as exc:

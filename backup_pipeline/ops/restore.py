@@ -72,8 +72,10 @@ def start_restore(
 
 
 @dg.op(
-    description="Check the whole archive (sizes, sha256, complete dump, no psql meta-commands); "
-    "a real restore also stages the dump and the documents here.",
+    description="Check the whole archive (its sha256 against the catalog, sizes, every "
+    "member's sha256, complete dump, no psql meta-commands); the live system is not touched. "
+    "A real restore meanwhile starts loading a new database beside the live one, which only "
+    "load_database commits.",
     out={"preview": dg.Out(is_required=False), "execute": dg.Out(is_required=False)},
 )
 def verify_archive(
@@ -147,8 +149,10 @@ def safety_backup(
     return verified
 
 
-@dg.op(description="Create a new database beside the live one and load the dump into it with "
-       "psql in one transaction (the live database is not touched).")
+@dg.op(description="Finish loading the new database beside the live one (psql, one "
+       "transaction, the dump streamed from the archive through the meta-command scanner) and "
+       "staging the documents beside DOCUMENTS_DIR; everything is checked again on the way, and "
+       "psql commits only if all of it checks out (the live database is not touched).")
 def load_database(
     context: dg.OpExecutionContext, verified: tuple[service.RestorePlan, CheckedArchive],
     database: DatabaseResource, storage: StorageResource,

@@ -11,17 +11,15 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
-from isal import igzip
 from psycopg import sql
 
-from backup_pipeline.archive.writer import CHUNK
-from backup_pipeline.backup.dump import CATALOG_SCHEMA, _stderr_summary
+from backup_pipeline.backup.dump import CATALOG_SCHEMA, _stderr_summary, _widen_pipe
 from backup_pipeline.postgres import client_env, one_line, parse_url, with_database
-from backup_pipeline.progress import Progress
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.settings import Settings
 
@@ -117,72 +115,66 @@ def drop(admin: psycopg.Connection, name: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _without_ranges(chunks: Iterable[bytes], ranges: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The byte stream with the given [start, end) ranges left out."""
-    offset = 0
-    for chunk in chunks:
-        start, end = offset, offset + len(chunk)
-        offset = end
-        cut = [(max(a, start) - start, min(b, end) - start)
-               for a, b in ranges if a < end and b > start]
-        if not cut:
-            yield chunk
-            continue
-        pos = 0
-        for a, b in cut:
-            if a > pos:
-                yield chunk[pos:a]
-            pos = b
-        if pos < len(chunk):
-            yield chunk[pos:]
+class PsqlLoader:
+    """psql -X -v ON_ERROR_STOP=1 --single-transaction on the new database, fed SQL on stdin by
+    `write` as it is checked. psql commits only when its input ends, in `finish`; `abort` kills
+    it first, so whatever it had read is rolled back (and the database is the caller's to drop).
 
+    `begin(restricted=True)`, called before the first write: psql runs restricted to SQL by a
+    key the dump cannot know (the dump's own `\\restrict`/`\\unrestrict` lines are left out by
+    the caller), so a meta-command that got past the scanner stops psql instead of running.
+    Needs a psql that knows `\\restrict` (15.14, 16.10, 17.6 and later)."""
 
-def _sql_chunks(dump_path: Path) -> Iterator[bytes]:
-    with igzip.open(dump_path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
-def load_dump(settings: Settings, target_url: str, dump_path: Path, stderr_path: Path, *,
-              restricted: bool, restrict_lines: list[tuple[int, int]],
-              progress: Progress | None = None) -> None:
-    """psql -X -v ON_ERROR_STOP=1 --single-transaction, fed the decompressed dump on stdin.
-
-    `restricted`: psql runs restricted to SQL by a key the dump cannot know: the dump's own
-    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out and ours comes first,
-    so a meta-command that got past the scanner stops psql instead of running. Needs a psql
-    that knows `\\restrict` (15.14, 16.10, 17.6 and later)."""
-    progress = progress or Progress()
-    psql = settings.pg_tool("psql")
-    conninfo, env = client_env(target_url)
-    cmd = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-           "-d", conninfo, "-f", "-"]
-    chunks = _sql_chunks(dump_path)
-    if restricted:
-        chunks = _without_ranges(chunks, restrict_lines)
-    with open(stderr_path, "wb") as err:
+    def __init__(self, settings: Settings, target_url: str, stderr_path: Path) -> None:
+        conninfo, env = client_env(target_url)
+        cmd = [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+               "--single-transaction", "-d", conninfo, "-f", "-"]
+        self.restricted: bool | None = None
+        self._stderr_path = stderr_path
+        self._err = open(stderr_path, "wb")  # noqa: SIM115 - closed by abort
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=err, env=env)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self._err, env=env)
         except OSError as exc:
+            self._err.close()
             raise RestoreError(f"cannot start psql: {exc.strerror}") from None
+        _widen_pipe(self.proc.stdin)  # psql reads on while the next chunk is checked
+
+    def begin(self, restricted: bool) -> None:
+        self.restricted = restricted
+        if restricted:
+            self.write(f"\\restrict {secrets.token_hex(24)}\n".encode())
+
+    def write(self, data: bytes) -> None:
+        if self.restricted is None:
+            raise RestoreError("internal error: psql was given SQL before begin()")
         try:
-            try:
-                if restricted:
-                    proc.stdin.write(f"\\restrict {secrets.token_hex(24)}\n".encode())
-                for chunk in chunks:
-                    proc.stdin.write(chunk)
-                    progress.add_bytes(len(chunk))
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # psql stopped early: its exit code and stderr say why
-            returncode = proc.wait()
+            self.proc.stdin.write(data)
+        except BrokenPipeError:  # psql stopped early: its exit code and stderr say why
+            self._raise_failure(self.proc.wait())
+
+    def finish(self) -> None:
+        """End of input: psql commits and exits. Raises if it failed."""
+        try:
+            with suppress(BrokenPipeError):
+                self.proc.stdin.close()
+            returncode = self.proc.wait()
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    if returncode != 0:
-        detail = _stderr_summary(stderr_path) or f"exit code {returncode}"
+            self.abort()
+        if returncode != 0:
+            self._raise_failure(returncode)
+
+    def abort(self) -> None:
+        """Kill psql before its input ends (so it never commits); harmless once it exited."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        with suppress(OSError):
+            self.proc.stdin.close()
+        self._err.close()
+
+    def _raise_failure(self, returncode: int) -> None:
+        detail = _stderr_summary(self._stderr_path) or f"exit code {returncode}"
         raise RestoreError(f"loading the dump failed, nothing was changed: {detail}")
 
 

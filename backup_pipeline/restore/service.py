@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -21,20 +22,19 @@ from typing import Any
 
 import psycopg
 
-from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.backup.service import describe_error, ensure_private_dir
 from backup_pipeline.catalog import history
-from backup_pipeline.errors import ArchiveError, ConfigError
+from backup_pipeline.errors import ConfigError
 from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import database, documents, preview, runs
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
-from backup_pipeline.restore.verify import CheckedArchive, check_archive
+from backup_pipeline.restore.sqlscan import ScanResult
+from backup_pipeline.restore.verify import CheckedArchive, check_archive, stage_archive
 from backup_pipeline.settings import Settings
 
 RESTORE_STAGING = ".restore"
-DUMP_FILE = "motovaultpro.sql.gz"
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def failing(settings: Settings, plan: RestorePlan, step: str, keep: set[str] | N
         yield
     except BaseException as exc:
         message = _message(exc)
+        _stop_load(plan.restore_id)  # before cleanup drops what it is writing to
         cleanup(settings, plan, keep)
         runs.fail(settings.database_url, plan.restore_id, message)
         if isinstance(exc, Exception):
@@ -193,29 +194,25 @@ def failing(settings: Settings, plan: RestorePlan, step: str, keep: set[str] | N
 
 def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = None
            ) -> CheckedArchive:
-    """Check the archive completely; for a real restore stage the dump and the documents."""
+    """Check the archive completely (its sha256 against the catalog included) before anything
+    is touched. A real restore meanwhile starts staging on a thread of this process (see
+    BackgroundLoad): the new database loads while the archive is checked (and the safety
+    backup taken); only load_database lets psql commit."""
     progress = progress or Progress()
     with failing(settings, plan, "verify"):
         path = Path(plan.archive_path)
         progress.set_phase("verifying archive")
-        if plan.archive_sha256 and sha256_file(path) != plan.archive_sha256:
-            raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
-        dump_to = documents_to = None
         if not plan.dry_run:
             ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
-            os.mkdir(plan.staging_dir, 0o700)
-            if plan.restores_database:
-                dump_to = Path(plan.staging_dir) / DUMP_FILE
-            if plan.restores_documents:
-                documents_to = Path(plan.documents_staging)
-                documents_to.parent.mkdir(parents=True, exist_ok=True)
 
         def check_space(manifest: dict[str, Any]) -> None:
             short = [] if plan.dry_run else preview.space_needs(settings, manifest, plan.scope)
             if short:
                 raise RestoreError(f"not enough disk space: {'; '.join(short)}")
+            if not plan.dry_run:
+                _start_load(settings, plan, manifest)
 
-        return check_archive(path, dump_to=dump_to, documents_to=documents_to,
+        return check_archive(path, archive_sha256=plan.archive_sha256,
                              on_manifest=check_space, on_bytes=progress.add_bytes)
 
 
@@ -246,26 +243,150 @@ def safety_backup(settings: Settings, plan: RestorePlan,
 
 def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive,
                   progress: Progress | None = None) -> str | None:
-    """Create the new database beside the live one and load the dump into it."""
-    if not plan.restores_database:
-        return None
+    """Finish staging (begun by verify, or done here when it was not) and let psql commit the
+    new database beside the live one: only now, after the archive passed verify and passed
+    every check again on its way into psql and the documents' staging folder."""
     progress = progress or Progress()
     with failing(settings, plan, "load_database"):
-        live = database_name(settings.database_url)
-        with database.admin_connect(settings.database_url) as admin:
-            if database.exists(admin, plan.new_database):
-                raise RestoreError(f"database {plan.new_database} already exists")
-            database.create_database_like(admin, live, plan.new_database)
+        progress.set_phase("loading database" if plan.restores_database else
+                           "staging documents")
+        background = _take_load(plan.restore_id)
+        loader = background.wait(progress) if background is not None else \
+            _stage(settings, plan, checked.manifest, on_bytes=progress.add_bytes)
+        if loader is None:
+            return None
+        if loader.restricted != _restricted(plan, checked):
+            loader.abort()
+            raise RestoreError("the dump's \\restrict line was not where pg_dump writes it "
+                               "(at its top): refusing to load it")
+        loader.finish()
         target = with_database(settings.database_url, plan.new_database)
-        progress.set_phase("loading database")
-        database.load_dump(settings, target, Path(checked.dump_path),
-                           Path(plan.staging_dir) / "psql.stderr",
-                           restricted=_restricted(plan, checked),
-                           restrict_lines=checked.restrict_lines, progress=progress)
         if database.has_catalog_schema(target):
             raise RestoreError("the archive's dump creates schema backup, which is reserved "
                                "for the catalog")
         return plan.new_database
+
+
+def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
+           on_bytes: Callable[[int], None] | None = None,
+           on_loader: Callable[[database.PsqlLoader], None] | None = None
+           ) -> database.PsqlLoader | None:
+    """Create the new database and stage the archive in one more pass: the dump's SQL streams
+    from the archive through the scanner straight into psql, and the documents (after the dump
+    in the archive) are written to their staging folder while psql builds the indexes.
+    Returns psql with its input still open (not committed), or None for documents only."""
+    ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
+    os.mkdir(plan.staging_dir, 0o700)
+    documents_to = None
+    if plan.restores_documents:
+        documents_to = Path(plan.documents_staging)
+        documents_to.parent.mkdir(parents=True, exist_ok=True)
+    loader = None
+    try:
+        if plan.restores_database:
+            live = database_name(settings.database_url)
+            with database.admin_connect(settings.database_url) as admin:
+                if database.exists(admin, plan.new_database):
+                    raise RestoreError(f"database {plan.new_database} already exists")
+                database.create_database_like(admin, live, plan.new_database)
+            loader = database.PsqlLoader(
+                settings, with_database(settings.database_url, plan.new_database),
+                Path(plan.staging_dir) / "psql.stderr")
+            if on_loader is not None:
+                on_loader(loader)
+
+        def begin(scan: ScanResult) -> None:
+            loader.begin(not plan.trusted or bool(scan.restrict_lines))
+
+        stage_archive(Path(plan.archive_path), manifest,
+                      sql_to=loader.write if loader else None, before_sql=begin,
+                      documents_to=documents_to, archive_sha256=plan.archive_sha256,
+                      on_bytes=on_bytes)
+    except BaseException:
+        if loader is not None:
+            loader.abort()
+        raise
+    return loader
+
+
+class _Stopped(BaseException):
+    """Raised inside a background load that was asked to stop."""
+
+
+class BackgroundLoad:
+    """`_stage` on a thread of its own, started by verify as soon as the manifest passed its
+    checks, so the new database loads while the archive is verified (and the safety backup
+    is taken): the load is what takes time, and it only ever writes beside the live system.
+    psql's input stays open until load_database commits it; any step that fails stops the
+    load first (failing), and cleanup drops what it made. The thread belongs to this process,
+    so restore_job runs its steps in one process (in-process executor)."""
+
+    def __init__(self, settings: Settings, plan: RestorePlan, manifest: dict[str, Any]) -> None:
+        self._stop = threading.Event()
+        self.bytes = 0
+        self._loader: database.PsqlLoader | None = None
+        self._result: database.PsqlLoader | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(settings, plan, manifest),
+                                        name="restore-load", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings, plan: RestorePlan, manifest: dict[str, Any]) -> None:
+        try:
+            self._result = _stage(settings, plan, manifest, on_bytes=self._stopping,
+                                  on_loader=self._keep)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            self._error = exc
+
+    def _keep(self, loader: database.PsqlLoader) -> None:
+        self._loader = loader
+        self._stopping(0)
+
+    def _stopping(self, n: int) -> None:
+        self.bytes += n  # this thread's own count; waiters only read it
+        if self._stop.is_set():
+            raise _Stopped
+
+    def wait(self, progress: Progress | None = None) -> database.PsqlLoader | None:
+        """Wait for the load to end (reporting its bytes to `progress` meanwhile, from this
+        thread); its psql, input still open, or None for documents only."""
+        reported = 0
+        while self._thread.is_alive():
+            self._thread.join(0.25)
+            if progress is not None and self.bytes > reported:
+                progress.add_bytes(self.bytes - reported)
+                reported = self.bytes
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._loader is not None:
+            self._loader.abort()  # unblocks a write to psql
+        self._thread.join()
+        if self._result is not None:
+            self._result.abort()
+
+
+_loads: dict[str, BackgroundLoad] = {}
+_loads_lock = threading.Lock()
+
+
+def _start_load(settings: Settings, plan: RestorePlan, manifest: dict[str, Any]) -> None:
+    with _loads_lock:
+        _loads[plan.restore_id] = BackgroundLoad(settings, plan, manifest)
+
+
+def _take_load(restore_id: str) -> BackgroundLoad | None:
+    with _loads_lock:
+        return _loads.pop(restore_id, None)
+
+
+def _stop_load(restore_id: str) -> None:
+    background = _take_load(restore_id)
+    if background is not None:
+        background.stop()
 
 
 def _restricted(plan: RestorePlan, checked: CheckedArchive) -> bool:

@@ -7,8 +7,9 @@ backslash outside them, except pg_dump's own whole-line `\\restrict KEY` / `\\un
 whose byte ranges it records so a loader can drop them. On the way it counts the rows of every
 COPY block and the large objects, for the restore preview.
 
-It is the clear early error, not the only guard: untrusted dumps are also loaded with psql in
-restricted mode (see database.load_dump), which holds even where this lexer and psql's differ
+It is the clear early error, and a filter in front of psql (verify.CheckedSql hands on only
+what it has read), but not the only guard: untrusted dumps are also loaded with psql in
+restricted mode (see database.PsqlLoader), which holds even where this lexer and psql's differ
 (for instance after a dump turns standard_conforming_strings off).
 """
 
@@ -80,6 +81,12 @@ class DumpScanner:
         self.result.sql_bytes += len(data)
         self._buf += data
         self._run(final=False)
+
+    @property
+    def checked_bytes(self) -> int:
+        """How much of the SQL fed so far has been read completely (what follows is still
+        being looked at): a loader may hand on that much."""
+        return self._base
 
     def finish(self) -> ScanResult:
         self._run(final=True)

@@ -1,27 +1,37 @@
-"""Checking an archive completely in one streaming pass, staging what a restore needs on the way.
+"""Checking an archive completely in one streaming pass, and staging it in another.
 
 Builds on archive.reader.iter_members (manifest first, safe names, regular files only, sizes,
-nothing unlisted, nothing missing) and DumpChecker (complete gzip, pg_dump's completion line),
-and adds what a restore and an import need: every member's sha256, the dump's SQL bounded by
-the size the manifest declares (a gzip bomb stops there), the dump read as psql would read it
-(sqlscan), and optionally the dump and the documents written into staging, never outside it.
+nothing unlisted, nothing missing) and adds what a restore and an import need: the whole file's
+sha256 against the catalog, every member's sha256, the dump complete (gzip, pg_dump's
+completion line), its SQL bounded by the size the manifest declares (a gzip bomb stops there)
+and read as psql would read it (sqlscan).
+
+`check_archive` stages nothing. A restore stages with `stage_archive`, which reads the archive
+again and checks it all again as it goes (what is staged is what was checked, even if the file
+changed in between): the dump's SQL is handed on only once the scanner has passed it, straight
+into psql, and the documents are written below their staging folder, never outside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import queue
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from isal import igzip, isal_zlib
+
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
-from backup_pipeline.archive.writer import CHUNK, create_private
+from backup_pipeline.archive.writer import CHUNK
 from backup_pipeline.errors import ArchiveError
-from backup_pipeline.restore.sqlscan import DumpScanner
+from backup_pipeline.restore.sqlscan import DumpScanner, ScanResult
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,8 +47,6 @@ class CheckedArchive(reader.VerifyReport):
     restrict_lines: list[tuple[int, int]] = field(default_factory=list)
     documents: int = 0
     documents_bytes: int = 0
-    dump_path: str | None = None
-    documents_path: str | None = None
 
 
 def declared_sql_bytes(manifest: dict[str, Any]) -> int:
@@ -54,27 +62,6 @@ def documents_declared(manifest: dict[str, Any]) -> tuple[int, int]:
     """(count, bytes) of the documents the manifest lists."""
     docs = [m for m in manifest["members"] if m["path"].startswith(mf.DOCUMENTS_PREFIX)]
     return len(docs), sum(m["size"] for m in docs)
-
-
-def member_bytes(manifest: dict[str, Any], path: str) -> int:
-    return next((m["size"] for m in manifest["members"] if m["path"] == path), 0)
-
-
-class _BoundedScanningChecker(reader.DumpChecker):
-    """DumpChecker that also hands the SQL to the scanner and stops past the declared size."""
-
-    def __init__(self, scanner: DumpScanner, limit: int) -> None:
-        super().__init__()
-        self.scanner = scanner
-        self.limit = limit
-
-    def _take(self, out: bytes) -> None:
-        super()._take(out)
-        if self.sql_bytes > self.limit:
-            raise ArchiveError(f"the database dump decompresses to more than the {self.limit} "
-                               "bytes its manifest declares: refusing it (damaged, or a "
-                               "decompression bomb)")
-        self.scanner.feed(out)
 
 
 class DocumentsWriter:
@@ -112,84 +99,260 @@ class DocumentsWriter:
         os.close(self._root_fd)
 
 
+class DumpSql:
+    """The dump's SQL, inflated by ISA-L (without the GIL) as its compressed bytes are read
+    from `read`, which `digest` (if any) hashes on the way. Iterating yields the SQL in chunks;
+    past the size the manifest declares it raises (a gzip bomb stops there), and at the end it
+    checks the gzip stream is complete and ends with pg_dump's completion line."""
+
+    def __init__(self, read: Callable[[int], bytes], limit: int, digest: Any = None) -> None:
+        self.source = reader.SequentialReader(read, digest)
+        self.limit = limit
+        self.sql_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        tail = b""
+        with igzip.IGzipFile(fileobj=self.source, mode="rb") as gz:
+            while chunk := self._read(gz):
+                self.sql_bytes += len(chunk)
+                if self.sql_bytes > self.limit:
+                    raise ArchiveError(
+                        f"the database dump decompresses to more than the {self.limit} bytes "
+                        "its manifest declares: refusing it (damaged, or a decompression bomb)")
+                tail = (tail + chunk[-256:])[-256:]
+                yield chunk
+        self.source.read_rest()
+        if mf.DUMP_COMPLETE_MARKER not in tail:
+            raise ArchiveError("the database dump is incomplete: pg_dump's completion line "
+                               "is missing")
+
+    @staticmethod
+    def _read(gz: BinaryIO) -> bytes:
+        try:
+            return gz.read(CHUNK)
+        except EOFError:
+            raise ArchiveError("the database dump is truncated (its gzip stream does not "
+                               "end)") from None
+        except (OSError, zlib.error, isal_zlib.error) as exc:
+            raise ArchiveError(f"the database dump is not valid gzip: {exc}") from None
+
+
+class _Handover:
+    """Chunks handed from one thread to another, read as a stream (None ends it); at most two
+    wait at a time, so memory stays bounded."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._chunk = b""
+        self._pos = 0
+        self._ended = False
+
+    def read(self, n: int) -> bytes:
+        while self._pos >= len(self._chunk):
+            if self._ended:
+                return b""
+            chunk = self.queue.get()
+            if chunk is None:
+                self._ended = True
+                return b""
+            self._chunk, self._pos = chunk, 0
+        out = self._chunk[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def drain(self) -> None:
+        """Take what is still handed over, so the giving thread never blocks on a reader that
+        gave up."""
+        while self.read(CHUNK):
+            pass
+
+
+def _scan_dump(handover: _Handover, limit: int) -> tuple[int, ScanResult]:
+    scanner = DumpScanner()
+    sql = DumpSql(handover.read, limit)
+    try:
+        for chunk in sql:
+            scanner.feed(chunk)
+        return sql.sql_bytes, scanner.finish()
+    finally:
+        handover.drain()
+
+
 def check_archive(
     path: Path,
     *,
-    dump_to: Path | None = None,
-    documents_to: Path | None = None,
+    archive_sha256: str | None = None,
     on_manifest: Callable[[dict[str, Any]], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> CheckedArchive:
-    """Read every member once: sha256 against the manifest, the dump decompressed (bounded)
-    and scanned. With `dump_to` the compressed dump is copied there; with `documents_to` (a
-    directory that must not exist yet) the documents are written below it.
+    """Read every member once: sha256 against the manifest (and with `archive_sha256`, the
+    whole file's against it), the dump decompressed (bounded) and scanned. Stages nothing.
 
+    Three threads share the work (both cores busy): this one reads the archive and hashes
+    its members, one inflates and scans the dump as it is handed over, one hashes the file.
     `on_manifest` sees the manifest before any member data is read (space checks go there).
-    Raises ArchiveError on the first problem; staged files are then the caller's to remove."""
+    Raises ArchiveError on the first problem."""
     path = Path(path)
-    scanner = DumpScanner()
     result: CheckedArchive | None = None
-    writer: DocumentsWriter | None = None
-    try:
+    with ThreadPoolExecutor(2, thread_name_prefix="check-archive") as pool:
+        whole = pool.submit(reader.sha256_file, path) if archive_sha256 else None
         for manifest, member in reader.iter_members(path):
             if result is None:
                 limit = declared_sql_bytes(manifest)
                 if on_manifest is not None:
                     on_manifest(manifest)
                 result = CheckedArchive(str(path), manifest)
-                if documents_to is not None:
-                    writer = DocumentsWriter(documents_to)
-                    result.documents_path = str(documents_to)
-            _check_member(member, result, scanner, limit, dump_to, writer, on_bytes)
-    finally:
-        if writer is not None:
-            writer.close()
-    if result is None:
-        raise ArchiveError(f"{path.name} has no members")
-    scan = scanner.finish()
-    result.tables = scan.tables
-    result.large_objects = scan.large_objects
-    result.restrict_lines = scan.restrict_lines
-    if dump_to is not None:
-        result.dump_path = str(dump_to)
+            if member.name != mf.DUMP_MEMBER:
+                _copy_member(member, result, None, on_bytes)
+                result.documents += 1
+                result.documents_bytes += member.size
+                continue
+            handover = _Handover()
+            scanned = pool.submit(_scan_dump, handover, limit)
+            try:
+                _copy_member(member, result, handover.queue.put, on_bytes)
+            finally:
+                handover.queue.put(None)
+            result.sql_bytes, scan = scanned.result()
+            result.tables = scan.tables
+            result.large_objects = scan.large_objects
+            result.restrict_lines = scan.restrict_lines
+            result.dump_complete = True
+        if result is None:
+            raise ArchiveError(f"{path.name} has no members")
+        if whole is not None and whole.result() != archive_sha256:
+            raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
     return result
 
 
-def _check_member(member: reader.Member, result: CheckedArchive, scanner: DumpScanner,
-                  limit: int, dump_to: Path | None, writer: DocumentsWriter | None,
-                  on_bytes: Callable[[int], None] | None) -> None:
+def _copy_member(member: reader.Member, result: CheckedArchive,
+                 write: Callable[[bytes], Any] | None,
+                 on_bytes: Callable[[int], None] | None) -> None:
+    """Read a member to its end, hashing it, handing every chunk to `write` (if any); raise
+    if its sha256 is not the manifest's."""
     digest = hashlib.sha256()
-    is_dump = member.name == mf.DUMP_MEMBER
-    checker = _BoundedScanningChecker(scanner, limit) if is_dump else None
-    out: BinaryIO | None = None
-    if is_dump and dump_to is not None:
-        out = create_private(dump_to)
-    elif not is_dump and writer is not None:
-        out = writer.create(member.name[len(mf.DOCUMENTS_PREFIX):])
-    try:
-        while chunk := member.stream.read(CHUNK):
-            digest.update(chunk)
-            if checker is not None:
-                checker.feed(chunk)
-            if out is not None:
-                out.write(chunk)
-            result.bytes_checked += len(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-        if out is not None and not is_dump:
-            os.fchmod(out.fileno(), (member.mode & 0o777) | 0o600)
-            out.flush()
-            os.utime(out.fileno(), (member.mtime, member.mtime))
-    finally:
-        if out is not None:
-            out.close()
+    while chunk := member.stream.read(CHUNK):
+        digest.update(chunk)
+        if write is not None:
+            write(chunk)
+        result.bytes_checked += len(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
     if digest.hexdigest() != member.expected_sha256:
         raise ArchiveError(f"member {member.name!r} does not match its sha256 in the manifest")
-    if checker is not None:
-        checker.finish()
-        result.sql_bytes = checker.sql_bytes
-        result.dump_complete = True
-    else:
-        result.documents += 1
-        result.documents_bytes += member.size
     result.members += 1
+
+
+class CheckedSql:
+    """Hands the dump's SQL on to `write` only as far as the scanner has passed it: what it
+    holds back is the few bytes the scanner still looks at. pg_dump's own
+    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out: a loader that needs
+    them runs psql restricted with a key of its own. `before` (if any) sees the scan so far just
+    before the first byte is handed on (by then pg_dump's `\\restrict` line, at its top, is
+    known)."""
+
+    def __init__(self, write: Callable[[bytes], Any],
+                 before: Callable[[ScanResult], None] | None = None) -> None:
+        self.scanner = DumpScanner()
+        self._write = write
+        self._before = before
+        self._pending = bytearray()
+        self._sent = 0  # offset in the SQL of _pending[0]
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+        self.scanner.feed(data)  # raises on a meta-command: nothing after the last pass left
+        self._send(self.scanner.checked_bytes)
+
+    def finish(self) -> ScanResult:
+        result = self.scanner.finish()
+        self._send(self._sent + len(self._pending))
+        return result
+
+    def _send(self, upto: int) -> None:
+        n = upto - self._sent
+        if n <= 0:
+            return
+        if self._before is not None:
+            self._before(self.scanner.result)
+            self._before = None
+        start, chunk = self._sent, bytes(self._pending[:n])
+        del self._pending[:n]
+        self._sent = upto
+        pos = 0
+        for a, b in self.scanner.result.restrict_lines:
+            a, b = max(a, start) - start, min(b, upto) - start
+            if a >= b:
+                continue
+            if a > pos:
+                self._write(chunk[pos:a])
+            pos = b
+        if pos < len(chunk):
+            self._write(chunk[pos:])
+
+
+def stage_archive(
+    path: Path,
+    manifest: dict[str, Any],
+    *,
+    sql_to: Callable[[bytes], Any] | None = None,
+    before_sql: Callable[[ScanResult], None] | None = None,
+    documents_to: Path | None = None,
+    archive_sha256: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Read the archive again and stage it, checking everything again on the way: the
+    manifest must be `manifest` (the one verified), every member its sha256, the whole file
+    `archive_sha256`. The dump's SQL goes to `sql_to` through CheckedSql (nothing the scanner
+    has not passed; `before_sql` as there); the documents are written below `documents_to` (a
+    directory that must not exist yet). A problem raises ArchiveError at once; the caller then
+    discards what was staged (and stops psql before it has read anything more)."""
+    path = Path(path)
+    archive_digest = hashlib.sha256() if archive_sha256 else None
+    seen = CheckedArchive(str(path), manifest)
+    limit = declared_sql_bytes(manifest)
+    writer = DocumentsWriter(documents_to) if documents_to is not None else None
+    try:
+        for found, member in reader.iter_members(path, archive_digest):
+            if found != manifest:
+                raise ArchiveError(f"{path.name} changed after it was verified")
+            if member.name == mf.DUMP_MEMBER:
+                _stage_dump(member, seen, limit, sql_to, before_sql, on_bytes)
+            elif writer is not None:
+                _stage_document(member, seen, writer, on_bytes)
+            else:
+                _copy_member(member, seen, None, on_bytes)
+    finally:
+        if writer is not None:
+            writer.close()
+    if archive_digest is not None and archive_digest.hexdigest() != archive_sha256:
+        raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
+
+
+def _stage_dump(member: reader.Member, seen: CheckedArchive, limit: int,
+                sql_to: Callable[[bytes], Any] | None,
+                before_sql: Callable[[ScanResult], None] | None,
+                on_bytes: Callable[[int], None] | None) -> None:
+    if sql_to is None:
+        _copy_member(member, seen, None, on_bytes)
+        return
+    digest = hashlib.sha256()
+    sql = DumpSql(member.stream.read, limit, digest)
+    forward = CheckedSql(sql_to, before_sql)
+    for chunk in sql:
+        forward.feed(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+    forward.finish()
+    if digest.hexdigest() != member.expected_sha256:
+        raise ArchiveError(f"member {member.name!r} does not match its sha256 in the manifest")
+    seen.members += 1
+
+
+def _stage_document(member: reader.Member, seen: CheckedArchive, writer: DocumentsWriter,
+                    on_bytes: Callable[[int], None] | None) -> None:
+    with writer.create(member.name[len(mf.DOCUMENTS_PREFIX):]) as out:
+        _copy_member(member, seen, out.write, on_bytes)
+        os.fchmod(out.fileno(), (member.mode & 0o777) | 0o600)
+        out.flush()
+        os.utime(out.fileno(), (member.mtime, member.mtime))
