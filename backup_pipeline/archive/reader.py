@@ -166,11 +166,13 @@ def _open_hashing(path: Path, digest: Any) -> tuple[BinaryIO, BinaryIO, Sequenti
     return raw_file, SequentialReader(raw_file.read, digest)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
     return digest.hexdigest()
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import psycopg
 
+from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.backup.service import describe_error, ensure_private_dir
 from backup_pipeline.catalog import history
-from backup_pipeline.errors import ConfigError
+from backup_pipeline.errors import ArchiveError, ConfigError
 from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import database, documents, preview, runs
@@ -195,24 +196,37 @@ def failing(settings: Settings, plan: RestorePlan, step: str, keep: set[str] | N
 def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = None
            ) -> CheckedArchive:
     """Check the archive completely (its sha256 against the catalog included) before anything
-    is touched. A real restore meanwhile starts staging on a thread of this process (see
-    BackgroundLoad): the new database loads while the archive is checked (and the safety
-    backup taken); only load_database lets psql commit."""
+    is committed.
+
+    A real restore of an archive whose sha256 the catalog holds first checks that sha256 alone:
+    from then on the file is the one that was verified when it was made or imported, and the
+    new database starts loading on a thread of this process (see BackgroundLoad) while the
+    rest is checked (and the safety backup taken); only load_database lets psql commit. No SQL
+    from a file that is not the catalog's ever reaches psql. Without a recorded sha256 the load
+    waits for load_database."""
     progress = progress or Progress()
     with failing(settings, plan, "verify"):
         path = Path(plan.archive_path)
-        progress.set_phase("verifying archive")
+        load_early = not plan.dry_run and bool(plan.archive_sha256)
+        whole_file_sha256 = plan.archive_sha256
         if not plan.dry_run:
             ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
+        if load_early:
+            progress.set_phase("checking the archive's sha256")
+            if sha256_file(path, on_bytes=progress.add_bytes) != plan.archive_sha256:
+                raise ArchiveError(f"{path.name} does not match the sha256 recorded in the "
+                                   "catalog")
+            whole_file_sha256 = None  # checked; the load checks it once more as it reads
+        progress.set_phase("verifying archive")
 
         def check_space(manifest: dict[str, Any]) -> None:
             short = [] if plan.dry_run else preview.space_needs(settings, manifest, plan.scope)
             if short:
                 raise RestoreError(f"not enough disk space: {'; '.join(short)}")
-            if not plan.dry_run:
+            if load_early:
                 _start_load(settings, plan, manifest)
 
-        return check_archive(path, archive_sha256=plan.archive_sha256,
+        return check_archive(path, archive_sha256=whole_file_sha256,
                              on_manifest=check_space, on_bytes=progress.add_bytes)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -203,3 +205,31 @@ def test_a_failure_after_verify_stops_the_load_and_drops_it(app_env, tmp_path):
     assert list((settings.backup_dir / service.RESTORE_STAGING).iterdir()) == []
     assert not Path(plan.documents_staging).exists()
     assert service._take_load(plan.restore_id) is None
+
+
+def test_no_sql_from_a_file_the_catalog_does_not_know_reaches_psql(app_env, tmp_path):
+    """The loading starts during verify only once the file's sha256 is the catalog's: an
+    archive replaced on disk (valid in itself) never gets to run SQL, whose effects outside
+    the transaction (here a file written by the server) no rollback would undo. (Which comes
+    first is decided by the order of the code, not by a race this test could lose.)"""
+    settings = app_env.settings
+    backup_id = good_backup(settings, tmp_path)
+    shared = Path(tempfile.mkdtemp(prefix="bp-sql-"))  # where the server's OS user may write
+    shared.chmod(0o777)
+    owned = shared / "owned-by-sql"
+    rows = "".join(f"{i}\trow {i} {'x' * 60}\n" for i in range(60_000))  # past any buffer
+    body = (f"COPY (SELECT 1) TO PROGRAM 'touch {owned}';\n"
+            f"COPY public.restored_marker (id, note) FROM stdin;\n{rows}\\.\n")
+    members = {mf.DUMP_MEMBER: gz(unrestricted_dump(body)), **DOCS}
+    plan = service.claim(settings, backup_id, dry_run=False)
+    write_archive(Path(plan.archive_path), manifest_for(members), members)
+    before = snapshot(settings)
+
+    with pytest.raises(RestoreError, match="does not match the sha256 recorded in the catalog"):
+        service.verify(settings, plan)
+
+    try:
+        assert not owned.exists()
+    finally:
+        shutil.rmtree(shared)
+    assert snapshot(settings) == before and leftover_databases(settings) == []
