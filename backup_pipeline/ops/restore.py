@@ -74,8 +74,8 @@ def start_restore(
 @dg.op(
     description="Check the whole archive (its sha256 against the catalog, sizes, every "
     "member's sha256, complete dump, no psql meta-commands); the live system is not touched. "
-    "A real restore meanwhile starts loading a new database beside the live one, which only "
-    "load_database commits.",
+    "Once the archive's sha256 matches the catalog's, a real restore meanwhile starts loading "
+    "a new database beside the live one, which only load_database commits.",
     out={"preview": dg.Out(is_required=False), "execute": dg.Out(is_required=False)},
 )
 def verify_archive(
