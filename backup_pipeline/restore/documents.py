@@ -73,11 +73,19 @@ def staging_parent(documents_dir: Path) -> Path:
     return documents_dir if swap_mode(documents_dir) == CONTENTS else documents_dir.parent
 
 
+def _inside(live: Path, tag: str) -> Path:
+    return live / f"{_STAGED}{tag}"
+
+
+def _beside(live: Path, tag: str) -> Path:
+    return live.parent / f".{live.name}.restore-{tag}"
+
+
 def staging_path(documents_dir: Path, restore_id: str) -> Path:
     tag = _tag(restore_id)
     if swap_mode(documents_dir) == CONTENTS:
-        return documents_dir / f"{_STAGED}{tag}"
-    return documents_dir.parent / f".{documents_dir.name}.restore-{tag}"
+        return _inside(documents_dir, tag)
+    return _beside(documents_dir, tag)
 
 
 def _staged_tag(staged: Path) -> str:
@@ -195,7 +203,7 @@ def _exchange_contents(staged: Path, live: Path) -> None:
 def _put_back_contents(live: Path, tag: str) -> None:
     """Undo an interrupted contents exchange (idempotent; nothing to do after a whole one)."""
     holding, moving_in = _holding(live, tag)
-    staged = live / f"{_STAGED}{tag}"
+    staged = _inside(live, tag)
     if os.path.isdir(holding):
         if os.path.lexists(moving_in):
             os.makedirs(staged, 0o700, exist_ok=True)
@@ -213,19 +221,18 @@ def leftovers(live: Path, keep: str | None = None) -> list[Path]:
     """Staging paths that restores other than `keep` (a restore id) left beside or in `live`."""
     tags: set[str] = set()
     if live.parent.is_dir():
-        tags |= {e.name.rsplit("-", 1)[1] for e in live.parent.iterdir()
-                 if e.name.startswith(f".{live.name}.restore-")}
+        prefix = _beside(live, "").name
+        tags |= {e.name[len(prefix):] for e in live.parent.iterdir()
+                 if e.name.startswith(prefix)}
     if live.is_dir():
         tags |= {e.name.removesuffix(_MOVING_IN).rsplit("-", 1)[1] for e in live.iterdir()
                  if e.name.startswith((_STAGED, _HOLDING, _MARKER))}
     tags.discard(_tag(keep) if keep else "")
     found = []
     for tag in sorted(tags):
-        inside = live / f"{_STAGED}{tag}"
-        beside = live.parent / f".{live.name}.restore-{tag}"
-        holding, _ = _holding(live, tag)
+        inside, (holding, _) = _inside(live, tag), _holding(live, tag)
         found.append(inside if os.path.lexists(inside) or os.path.lexists(holding)
-                     else beside)
+                     else _beside(live, tag))
     return found
 
 
