@@ -23,7 +23,6 @@ from backup_pipeline.postgres import connect
 from backup_pipeline.restore.errors import RestoreBusyError
 
 SCOPES = ("database", "documents", "both")
-ACTIVE_STATES = ("pending", "running")
 # Restores are recorded by restore_job in backup.restore_runs (backup_id, state). A restore
 # whose state is not one of these is treated as using its backup: an unknown state protects.
 FINISHED_RESTORE_STATES = (

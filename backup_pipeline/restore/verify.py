@@ -39,7 +39,7 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CL
 
 @dataclass
 class CheckedArchive(reader.VerifyReport):
-    """What one complete pass over an archive found (and where it staged things)."""
+    """What one complete pass over an archive found."""
 
     sql_bytes: int = 0
     tables: dict[str, int] = field(default_factory=dict)
