@@ -31,14 +31,18 @@ class Progress:
         self.phase = "starting"
         self.bytes = 0
         self.documents = 0
-        self.started = time.monotonic()
+        self.started = self.phase_started = time.monotonic()
         self.interval = interval
         self._listeners = list(listeners or [])
         self._last_report = 0.0
         self._lock = threading.Lock()
 
     def set_phase(self, phase: str) -> None:
-        self.phase = phase
+        """A new phase counts its bytes (and their rate) from zero: a restore reads the archive
+        once to check its sha256, then again to verify it; the two are not one amount."""
+        with self._lock:
+            if phase != self.phase:
+                self.phase, self.bytes, self.phase_started = phase, 0, time.monotonic()
         self._report(force=True)
 
     def add_bytes(self, n: int) -> None:
@@ -58,7 +62,8 @@ class Progress:
     def describe(self, elapsed: float | None = None) -> str:
         """One line; `elapsed` replaces this Progress's own time (a display spanning several
         steps, each with a Progress of its own, shows the whole operation's)."""
-        rate = self.bytes / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
+        in_phase = time.monotonic() - self.phase_started
+        rate = self.bytes / in_phase / 1e6 if in_phase > 0 else 0.0
         shown = self.elapsed if elapsed is None else elapsed
         return (f"{self.phase}: {human_bytes(self.bytes)}, {self.documents} documents, "
                 f"{rate:.1f} MB/s, {shown:.0f}s elapsed")

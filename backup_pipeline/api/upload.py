@@ -1,8 +1,9 @@
 """Upload: an archive made elsewhere joins the catalog as type `uploaded`, if it passes.
 
 The body is streamed to a private quarantine file under `BACKUP_DIR/.upload/` (413 past
-API_UPLOAD_MAX_BYTES), then handed to `backup_pipeline.restore.importer.import_archive`, the
-very check `backup-pipeline import` makes; a rejected archive leaves no file and no row.
+API_UPLOAD_MAX_BYTES), then moved (not copied) into
+`backup_pipeline.restore.importer.import_archive`, the very check `backup-pipeline import`
+makes; a rejected archive leaves no file and no row.
 """
 
 from __future__ import annotations
@@ -70,6 +71,6 @@ async def upload_backup(request: Request, config: Config) -> dict[str, Any]:
         received = await quarantine.receive(request, path, config.upload_limit)
         note = received.note or f"uploaded {received.file_name or 'over the admin API'}"
         return await run_in_threadpool(importer.import_archive, settings, path, note=note,
-                                       trigger="upload")
+                                       trigger="upload", take=True)
     finally:
         path.unlink(missing_ok=True)

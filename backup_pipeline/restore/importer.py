@@ -1,7 +1,8 @@
 """`import PATH`: an archive made elsewhere joins the catalog as type `uploaded`, if it passes.
 
 The same check serves the upload endpoint. The file is first copied into a private staging
-folder (so what is checked is what is kept), then checked completely like a restore checks it
+folder (so what is checked is what is kept; the upload's own quarantine file is moved there
+instead, written once), fsynced, then checked completely like a restore checks it
 (gzip, tar, manifest, names and member types, sizes and sha256, complete dump, bounded SQL,
 no psql meta-commands), and only then linked into BACKUP_DIR with a catalog row. A rejected
 archive leaves no file and no row.
@@ -10,6 +11,7 @@ archive leaves no file and no row.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import uuid
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backup_pipeline.archive import manifest as mf
+from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.archive.writer import CHUNK, create_private, fsync_dir
 from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir
 from backup_pipeline.catalog import history, liveness
@@ -40,7 +43,20 @@ def _copy(source: Path, target: Path, progress: Progress) -> str:
             out.write(chunk)
             progress.add_bytes(len(chunk))
         out.flush()
+        os.fsync(out.fileno())
     return digest.hexdigest()
+
+
+def _take(source: Path, target: Path, progress: Progress) -> str:
+    """Move a private file of ours (the upload's quarantine file) into staging instead of
+    copying it; a copy when it is on another filesystem."""
+    try:
+        os.rename(source, target)
+    except OSError:
+        return _copy(source, target, progress)
+    with open(target, "rb") as f:
+        os.fsync(f.fileno())
+    return sha256_file(target, on_bytes=progress.add_bytes)
 
 
 def validate(path: Path, progress: Progress | None = None) -> CheckedArchive:
@@ -62,9 +78,12 @@ def _refuse_duplicate(database_url: str, manifest: dict[str, Any], sha256: str) 
 
 
 def import_archive(settings: Settings, source: Path, *, note: str | None = None,
-                   progress: Progress | None = None, trigger: str = "import") -> dict[str, Any]:
+                   progress: Progress | None = None, trigger: str = "import",
+                   take: bool = False) -> dict[str, Any]:
     """Validate an archive made elsewhere and add it as type `uploaded`; returns its record.
-    `trigger` says who asked (`import` from the CLI, `upload` from the admin API)."""
+    `trigger` says who asked (`import` from the CLI, `upload` from the admin API). With
+    `take`, `source` is a private file of ours that is moved, not copied (gone afterwards,
+    whatever the outcome)."""
     progress = progress or Progress()
     source = Path(source)
     if not source.is_file():
@@ -80,7 +99,7 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
     try:
         progress.set_phase("copying archive")
         copy = staging / "archive.tar.gz"
-        sha256 = _copy(source, copy, progress)
+        sha256 = (_take if take else _copy)(source, copy, progress)
         checked = validate(copy, progress)
         manifest = checked.manifest
         _refuse_duplicate(settings.database_url, manifest, sha256)

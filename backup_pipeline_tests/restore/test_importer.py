@@ -79,3 +79,31 @@ def test_import_refused_while_a_restore_runs(app_env, tmp_path, capsys):
         importer.import_archive(settings, exported)
     assert main(["import", str(tmp_path / "missing.tar.gz")]) == 1
     assert "no archive at" in capsys.readouterr().err
+
+
+def test_a_taken_file_is_moved_not_copied(app_env):
+    """The upload's quarantine file becomes the archive itself (same inode): written once.
+    A rejected one is gone as well, and nothing is stored."""
+    settings = app_env.settings
+    made = run_backup(settings)
+    quarantine = settings.backup_dir / ".upload"
+    quarantine.mkdir(mode=0o700)
+    owned = quarantine / "incoming.tar.gz"
+    shutil.copy(settings.backup_dir / made["file_name"], owned)
+    inode = owned.stat().st_ino
+    history.delete(settings.database_url, made["id"])
+    (settings.backup_dir / made["file_name"]).unlink()
+
+    record = importer.import_archive(settings, owned, take=True)
+    stored = settings.backup_dir / record["file_name"]
+    assert stored.stat().st_ino == inode and not owned.exists()
+    assert record["sha256"] == made["sha256"] and verify(settings, record["id"])["ok"]
+
+    before = catalog_state(settings)
+    damaged = bytearray(stored.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    owned.write_bytes(bytes(damaged))
+    with pytest.raises(ArchiveError):
+        importer.import_archive(settings, owned, take=True)
+    assert not owned.exists() and catalog_state(settings) == before
+    assert list((settings.backup_dir / importer.IMPORT_STAGING).iterdir()) == []
