@@ -37,6 +37,7 @@ class VerifyReport:
     members: int = 0
     bytes_checked: int = 0
     dump_complete: bool = False
+    sha256: str | None = None  # the whole file's
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -321,14 +322,18 @@ def _check_dump(path: Path) -> None:
 
 def verify(path: Path, on_bytes: Callable[[int], None] | None = None) -> VerifyReport:
     """Check an archive completely: format, manifest, every member's size and sha256, and that
-    the dump is complete. Raises ArchiveError on the first problem.
+    the dump is complete; the report carries the whole file's sha256. Raises ArchiveError on
+    the first problem.
 
-    The dump is inflated by a second reader on a thread while this one hashes every member:
-    both work without the GIL, so the check costs little more time than the hashing."""
+    The dump is inflated by a second reader on a thread, and the file hashed by a third, while
+    this one hashes every member: all work without the GIL, so the check costs little more
+    time than the hashing. (Handing the dump's chunks over from this reader instead ties this
+    one to the inflating: 1.2 s against 0.85 s at scale 1.)"""
     path = Path(path)
     report: VerifyReport | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="check-dump") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="verify-archive") as pool:
         dump_check = pool.submit(_check_dump, path)
+        whole_file = pool.submit(sha256_file, path)
         for manifest, member in iter_members(path):
             if report is None:
                 report = VerifyReport(str(path), manifest)
@@ -343,7 +348,9 @@ def verify(path: Path, on_bytes: Callable[[int], None] | None = None) -> VerifyR
                                    "manifest")
             report.members += 1
         dump_check.result()
+        sha256 = whole_file.result()
     if report is None:  # a manifest that lists nothing is rejected by mf.parse already
         raise ArchiveError(f"{path.name} has no members")
     report.dump_complete = True  # iter_members insists on the dump; _check_dump checked it
+    report.sha256 = sha256
     return report

@@ -56,7 +56,7 @@ def verify(settings: Settings | None, id_or_path: str) -> dict[str, Any]:
         if not path.is_file():
             raise ArchiveError(f"archive {path.name} of backup {row['id']} is missing on disk")
     report = reader.verify(path)
-    if row is not None and row.get("sha256") and reader.sha256_file(path) != row["sha256"]:
+    if row is not None and row.get("sha256") and report.sha256 != row["sha256"]:
         raise ArchiveError(f"{path.name} does not match the sha256 recorded in the catalog")
     return {
         "ok": True,

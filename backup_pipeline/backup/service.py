@@ -315,19 +315,13 @@ def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path) -> Path:
         raise
 
 
-def _seal(out, path: Path) -> str:
-    """fsync the archive, then read it back for its sha256 (from the page cache)."""
-    os.fsync(out.fileno())
-    return reader.sha256_file(path)
-
-
 def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_result: DumpResult,
              docs: DocumentsResult, progress: Progress | None = None) -> ArchiveResult:
     """Write the archive under a temporary name, fsync it, verify it, then publish it.
 
     The dump entry and the documents are already gzip members in staging: they are appended
-    by the kernel after the manifest. Verification runs while the archive is fsynced and
-    hashed on another thread.
+    by the kernel after the manifest. Verification (one read, which also gives the file's
+    sha256) runs while the archive is fsynced on another thread.
     """
     progress = progress or Progress()
     with failing(settings, plan):
@@ -342,11 +336,11 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
             gz.append_file(Path(docs.segment_path), docs.tar_bytes)
             write_end(gz)
             size = out.tell()
-            with ThreadPoolExecutor(1, thread_name_prefix="seal-archive") as pool:
-                sealed = pool.submit(_seal, out, temp)
+            with ThreadPoolExecutor(1, thread_name_prefix="fsync-archive") as pool:
+                synced = pool.submit(os.fsync, out.fileno())
                 progress.set_phase("verifying archive")
-                reader.verify(temp, on_bytes=progress.add_bytes)
-                sha256 = sealed.result()
+                sha256 = reader.verify(temp, on_bytes=progress.add_bytes).sha256
+                synced.result()
     final = _publish_synced(settings, plan, temp)
     discard(plan)
     return ArchiveResult(str(final), final.name, size, sha256)

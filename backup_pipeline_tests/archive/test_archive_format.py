@@ -70,8 +70,11 @@ def test_standard_tools_read_multi_member_archive(tmp_path: Path):
 
 
 def test_verify_accepts_good_archive(tmp_path: Path):
-    report = reader.verify(build_archive(tmp_path / "a.tar.gz", good_members()))
+    path = build_archive(tmp_path / "a.tar.gz", good_members())
+    report = reader.verify(path)
     assert report.members == 3 and report.dump_complete
+    # the one read that checks the members also hashes the whole file
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _flip(path: Path, offset: int) -> None:
