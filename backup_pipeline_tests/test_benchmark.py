@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backup_pipeline_tests.conftest import REPO, RUN_TAG, DatabaseFactory
+from backup_pipeline_tests.conftest import PAGILA_DIR, REPO, RUN_TAG, DatabaseFactory
 
 
 def test_benchmark_runs_at_a_tiny_scale(tmp_path: Path, pg_server_url: str,
@@ -49,3 +49,15 @@ def test_benchmark_runs_at_a_tiny_scale(tmp_path: Path, pg_server_url: str,
                 "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{name}\\_r%",))]
             for db in (name, f"{name}_empty", *leftovers):
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def test_compressor_comparison_reads_a_file_once_through_every_compressor():
+    pagila = PAGILA_DIR / "pagila-data.sql"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compressors.py"),
+                           "--file", str(pagila)],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()
+            if line.startswith("| ISA-L") or line.startswith("| zlib")}
+    assert {"ISA-L level 3", "zlib level 6", "zlib level 9"} <= set(rows)
+    assert "| +0.0% |" in rows["zlib level 6"]  # the reference
