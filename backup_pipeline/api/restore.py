@@ -100,22 +100,6 @@ def execute_restore(backup_id: str, config: Config, launcher: Launcher,
     return _launch(config, launcher, backup_id, body, dry_run=False)
 
 
-def _alive(launcher: DagsterLauncher):
-    """Whether a run still goes; when the webserver does not answer, every run counts as
-    going, so nothing is reaped on a guess."""
-
-    def alive(run_id: str | None) -> bool:
-        if run_id is None:
-            return True
-        try:
-            run = launcher.run(run_id)
-        except UnavailableError:
-            return True
-        return run is None or not run.finished
-
-    return alive
-
-
 def _not_started(launcher: DagsterLauncher, restore_id: str) -> dict[str, Any]:
     try:
         found = launcher.runs(tags={RESTORE_ID_TAG: restore_id}, limit=1)
@@ -152,7 +136,7 @@ def restore_status(
                     from None
             return _not_started(launcher, restore_id)
     else:
-        runs.reap(url, _alive(launcher))
+        runs.reap(url, launcher.alive)
         row = runs.latest(url)
         if row is None:
             return {}

@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,7 +44,9 @@ from backup_pipeline.catalog import history, liveness
 from backup_pipeline.errors import BackupError, BackupPipelineError
 from backup_pipeline.postgres import one_line
 from backup_pipeline.progress import Progress
-from backup_pipeline.restore.runs import refuse_during_restore
+from backup_pipeline.restore import runs as restore_runs
+from backup_pipeline.restore.errors import RestoreBusyError
+from backup_pipeline.restore.settle import settle_crashed_documents
 from backup_pipeline.settings import ARCHIVE_PREFIX, Settings
 
 STAGING = ".staging"
@@ -121,14 +123,31 @@ def ensure_private_dir(path: Path) -> None:
 
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
           note: str | None = None, run_id: str | None = None,
-          backup_id: str | None = None) -> BackupPlan:
+          backup_id: str | None = None,
+          restore_alive: Callable[[str | None], bool] | None = None) -> BackupPlan:
     """Record the backup as in progress, then prepare its private staging directory.
 
     Refused while a restore runs (its own safety backup excepted): the restore swaps the
-    database and documents underneath. The backup holds its liveness lock until it ends;
-    backups whose process died unfinished are marked failed, and their staging swept."""
+    database and documents underneath. `restore_alive(run_id)` (from Dagster) lets restores
+    whose run has ended be marked failed first, so one that died does not block backups. What
+    a restore that died mid-swap left in the documents is settled before they are read. The
+    backup holds its liveness lock until it ends; backups whose process died unfinished are
+    marked failed, and their staging swept."""
     if backup_type != "safety":
-        refuse_during_restore(settings.database_url, f"a {backup_type} backup")
+        if restore_alive is not None:
+            restore_runs.reap(settings.database_url, restore_alive)
+        def refuse() -> None:
+            restore_runs.refuse_during_restore(settings.database_url, f"a {backup_type} backup")
+
+        refuse()
+        try:
+            settle_crashed_documents(settings, check=refuse)
+        except RestoreBusyError:
+            raise
+        except Exception as exc:
+            raise BackupError(f"what a restore that died during its swap left in "
+                              f"{settings.documents_dir} could not be settled "
+                              f"({describe_error(exc)}); see README, Restore") from exc
     backup_id = backup_id or str(uuid.uuid4())
     liveness.hold(settings.database_url, backup_id)  # before the row: never seen unheld
     try:

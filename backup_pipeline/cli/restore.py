@@ -8,7 +8,7 @@ from backup_pipeline.cli import dagster_run
 from backup_pipeline.cli.backups import _require_migrated
 from backup_pipeline.cli.output import Result, format_table
 from backup_pipeline.errors import ConfigError
-from backup_pipeline.ops.restore import run_alive
+from backup_pipeline.ops.backup import run_alive
 from backup_pipeline.progress import Progress, TerminalDisplay, human_bytes
 from backup_pipeline.restore import importer, runs
 from backup_pipeline.restore.errors import RestoreError

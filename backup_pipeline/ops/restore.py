@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from backup_pipeline.catalog import history
-from backup_pipeline.ops.backup import _progress, _settings
+from backup_pipeline.ops.backup import _progress, _settings, run_alive
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.storage import StorageResource
 from backup_pipeline.restore import preview as preview_mod
@@ -40,19 +40,6 @@ class RestoreConfig(dg.Config):
         default=None, description="A UUID for the restore's status row; set by the admin API "
         "so it can answer with the id before the run starts. Leave empty otherwise.",
     )
-
-
-def run_alive(instance: dg.DagsterInstance):
-    """Whether a Dagster run is still going; a run this instance does not know counts as
-    going (it may belong to another instance), so only runs known to have ended are reaped."""
-
-    def alive(run_id: str | None) -> bool:
-        if run_id is None:
-            return True
-        run = instance.get_run_by_id(run_id)
-        return run is None or not run.is_finished
-
-    return alive
 
 
 @dg.op(description="Record the restore (refused while another restore or a backup runs).")

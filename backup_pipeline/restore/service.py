@@ -31,6 +31,7 @@ from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import database, documents, preview, runs
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
+from backup_pipeline.restore.settle import settle_crashed_documents
 from backup_pipeline.restore.sqlscan import ScanResult
 from backup_pipeline.restore.verify import CheckedArchive, check_archive, stage_archive
 from backup_pipeline.settings import Settings
@@ -122,18 +123,6 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
         with suppress(OSError, RestoreError, psycopg.Error):
             _sweep_leftovers(settings, plan)
     return plan
-
-
-def settle_crashed_documents(settings: Settings, keep: str | None = None) -> list[str]:
-    """Finish or undo the documents side of restores (other than `keep`) that crashed: only
-    one restore runs at a time and the caller holds that slot, so every other one is over."""
-    docs = settings.documents_dir.resolve()
-    done = []
-    with database.admin_connect(settings.database_url) as admin:
-        for staged in documents.leftovers(docs, keep=keep):
-            outcome = documents.recover(staged, docs, lambda name: database.exists(admin, name))
-            done.append(f"{staged.name}: {outcome}")
-    return done
 
 
 def _sweep_leftovers(settings: Settings, plan: RestorePlan) -> None:

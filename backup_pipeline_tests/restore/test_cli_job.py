@@ -12,10 +12,12 @@ from backup_pipeline.backup import service as backup_service
 from backup_pipeline.backup.service import run_backup
 from backup_pipeline.catalog import history, liveness
 from backup_pipeline.cli import main
+from backup_pipeline.cli.dagster_run import failure_message
 from backup_pipeline.definitions import defs
 from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.helpers import run_backup_job
 from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
 
 
@@ -112,6 +114,27 @@ def test_one_restore_at_a_time_and_no_backup_meanwhile(app_env, capsys):
     failed = runs.get(url, running.restore_id)
     assert failed["state"] == "failed" and "interrupted" in failed["error_message"]
     assert run_backup(settings)["status"] == "completed"
+
+
+def test_a_restore_whose_run_ended_does_not_block_the_next_backup_job(app_env):
+    """backup_job marks failed a restore whose Dagster run has ended (a killed run worker), as
+    restore-status would, instead of refusing every backup until somebody looks."""
+    settings = app_env.settings
+    url = settings.database_url
+    backup = run_backup(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    ended_run = run_backup_job(instance).run_id  # any run that is over
+    unknown = service.claim(settings, backup["id"], dry_run=False, run_id="not-this-instance")
+    refused = run_backup_job(instance)
+    assert not refused.success and "is refused: restore" in failure_message(refused)
+    runs.fail(url, unknown.restore_id, "test: its run belongs to no instance here")
+
+    dead = service.claim(settings, backup["id"], dry_run=False, run_id=ended_run)
+    result = run_backup_job(instance)
+    assert result.success, failure_message(result)
+    row = runs.get(url, dead.restore_id)
+    assert row["state"] == "failed" and f"its Dagster run {ended_run} ended" in \
+        row["error_message"]
 
 
 def test_a_restore_waits_for_a_running_backup(app_env):

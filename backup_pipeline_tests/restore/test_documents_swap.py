@@ -130,6 +130,31 @@ def test_crash_between_documents_and_database_swap_is_undone_by_the_next_restore
     runs.fail(settings.database_url, preview_plan.restore_id, "test over")
 
 
+def test_a_backup_after_such_a_crash_settles_the_documents_first(app_env, mounted_documents):
+    """Never a backup of restored documents beside the database they do not belong to: the
+    backup puts the previous documents back before it reads them."""
+    settings = app_env.settings
+    backup = run_backup(settings)
+    change_everything(settings)
+    changed = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
+    plan = service.claim(settings, backup["id"], dry_run=False)
+    checked = service.verify(settings, plan)
+    service.load_database(settings, plan, checked)
+    staged = Path(plan.documents_staging)
+    documents.mark(staged, plan.restore_id, plan.old_database)
+    documents.exchange(staged, mounted_documents)  # then the process dies
+    runs.fail(settings.database_url, plan.restore_id, "interrupted (simulated crash)")
+
+    after = run_backup(settings)
+    assert (database_fingerprint(settings.database_url),
+            user_tree(mounted_documents)) == changed
+    assert reserved(mounted_documents) == []
+    names = {m["path"] for m in read_manifest(archive_path(settings, after))["members"]}
+    assert "documents/2000/new.txt" in names  # the documents that go with this database
+    assert not any(n.startswith("documents/1003/") for n in names)  # removed after
+    service.cleanup(settings, plan)
+
+
 # -- the exchange itself, killed at every rename -------------------------------------------
 
 def make_trees(root: Path, mode: str) -> tuple[Path, Path]:
