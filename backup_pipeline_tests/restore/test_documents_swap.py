@@ -106,44 +106,42 @@ def test_failed_database_swap_puts_mounted_documents_back(app_env, mounted_docum
             admin.execute(f'DROP DATABASE "{plan.old_database}"')
 
 
-def test_crash_between_documents_and_database_swap_is_undone_by_the_next_restore(
-        app_env, mounted_documents):
-    settings = app_env.settings
+def crash_after_the_documents_swap(settings, documents_dir: Path):
+    """A restore of a backup, after the state changed, whose process dies between the
+    documents swap and the database rename. Returns (its plan, the changed state)."""
     backup = run_backup(settings)
     change_everything(settings)
-    changed = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
+    changed = (database_fingerprint(settings.database_url), user_tree(documents_dir))
     plan = service.claim(settings, backup["id"], dry_run=False)
     checked = service.verify(settings, plan)
     service.load_database(settings, plan, checked)
     # what swap does before the database rename, then the process dies
     staged = Path(plan.documents_staging)
     documents.mark(staged, plan.restore_id, plan.old_database)
-    documents.exchange(staged, mounted_documents)
-    assert user_tree(mounted_documents) != changed[1]
+    documents.exchange(staged, documents_dir)
+    assert user_tree(documents_dir) != changed[1]
     runs.fail(settings.database_url, plan.restore_id, "interrupted (simulated crash)")
+    return plan, changed
 
-    preview_plan = service.claim(settings, backup["id"], dry_run=False, scope="database")
+
+def test_crash_between_documents_and_database_swap_is_undone_by_the_next_restore(
+        app_env, mounted_documents):
+    settings = app_env.settings
+    crashed, changed = crash_after_the_documents_swap(settings, mounted_documents)
+
+    next_plan = service.claim(settings, crashed.backup_id, dry_run=False, scope="database")
     assert (database_fingerprint(settings.database_url),
             user_tree(mounted_documents)) == changed  # documents put back
     assert reserved(mounted_documents) == []
-    service.cleanup(settings, preview_plan)
-    runs.fail(settings.database_url, preview_plan.restore_id, "test over")
+    service.cleanup(settings, next_plan)
+    runs.fail(settings.database_url, next_plan.restore_id, "test over")
 
 
 def test_a_backup_after_such_a_crash_settles_the_documents_first(app_env, mounted_documents):
     """Never a backup of restored documents beside the database they do not belong to: the
     backup puts the previous documents back before it reads them."""
     settings = app_env.settings
-    backup = run_backup(settings)
-    change_everything(settings)
-    changed = (database_fingerprint(settings.database_url), user_tree(mounted_documents))
-    plan = service.claim(settings, backup["id"], dry_run=False)
-    checked = service.verify(settings, plan)
-    service.load_database(settings, plan, checked)
-    staged = Path(plan.documents_staging)
-    documents.mark(staged, plan.restore_id, plan.old_database)
-    documents.exchange(staged, mounted_documents)  # then the process dies
-    runs.fail(settings.database_url, plan.restore_id, "interrupted (simulated crash)")
+    crashed, changed = crash_after_the_documents_swap(settings, mounted_documents)
 
     after = run_backup(settings)
     assert (database_fingerprint(settings.database_url),
@@ -152,7 +150,7 @@ def test_a_backup_after_such_a_crash_settles_the_documents_first(app_env, mounte
     names = {m["path"] for m in read_manifest(archive_path(settings, after))["members"]}
     assert "documents/2000/new.txt" in names  # the documents that go with this database
     assert not any(n.startswith("documents/1003/") for n in names)  # removed after
-    service.cleanup(settings, plan)
+    service.cleanup(settings, crashed)
 
 
 # -- the exchange itself, killed at every rename -------------------------------------------
