@@ -82,8 +82,8 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
                    take: bool = False) -> dict[str, Any]:
     """Validate an archive made elsewhere and add it as type `uploaded`; returns its record.
     `trigger` says who asked (`import` from the CLI, `upload` from the admin API). With
-    `take`, `source` is a private file of ours that is moved, not copied (gone afterwards,
-    whatever the outcome)."""
+    `take`, `source` is a private file of ours, moved into staging rather than copied (once
+    taken, it is gone whatever the outcome; a refusal before that leaves it to the caller)."""
     progress = progress or Progress()
     source = Path(source)
     if not source.is_file():
