@@ -46,7 +46,11 @@ from backup_pipeline.postgres import one_line
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import runs as restore_runs
 from backup_pipeline.restore.errors import RestoreBusyError
-from backup_pipeline.restore.settle import settle_crashed_documents
+from backup_pipeline.restore.settle import (
+    forget_stale_closed_marks,
+    reopening,
+    settle_crashed_documents,
+)
 from backup_pipeline.settings import ARCHIVE_PREFIX, Settings
 
 STAGING = ".staging"
@@ -130,16 +134,21 @@ def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: st
     Refused while a restore runs (its own safety backup excepted): the restore swaps the
     database and documents underneath. `restore_alive(run_id)` (from Dagster) lets restores
     whose run has ended be marked failed first, so one that died does not block backups. What
-    a restore that died mid-swap left in the documents is settled before they are read. The
+    a restore that died mid-swap left is settled first: the live database reopened if it was
+    left closed to connections, the documents put in order before they are read. The
     backup holds its liveness lock until it ends; backups whose process died unfinished are
     marked failed, and their staging swept."""
     if backup_type != "safety":
-        if restore_alive is not None:
-            restore_runs.reap(settings.database_url, restore_alive)
         def refuse() -> None:
             restore_runs.refuse_during_restore(settings.database_url, f"a {backup_type} backup")
 
-        refuse()
+        def check_restores() -> None:
+            if restore_alive is not None:
+                restore_runs.reap(settings.database_url, restore_alive)
+            refuse()
+
+        reopening(settings, check_restores)
+        forget_stale_closed_marks(settings)
         try:
             settle_crashed_documents(settings, check=refuse)
         except RestoreBusyError:

@@ -12,6 +12,7 @@ from backup_pipeline.progress import Progress
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.schedule_lock import ScheduleLockResource
 from backup_pipeline.resources.storage import StorageResource
+from backup_pipeline.restore import settle
 from backup_pipeline.scheduling.guard import Skipped, SlotGuard
 from backup_pipeline.settings import Settings
 
@@ -91,6 +92,7 @@ def start_backup(
     settings = _settings(database, storage)
     metadata: dict = {}
     if config.backup_type == "scheduled":
+        settle.ensure_open(settings)  # the slot claim below is the run's first catalog query
         outcome = schedule_lock.acquire(settings, schedule_id=config.schedule_id,
                                         slot_time=config.slot_time, run_id=context.run_id)
         for warning in outcome.warnings:

@@ -30,6 +30,9 @@ CATALOG_LOCK_TIMEOUT = "30s"
 _LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries",
                   "local_preload_libraries"}
 _DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
+# Held by a restore from closing the live database to new connections until its rename is
+# over (on the maintenance database, where the restore's admin session is).
+_SWAP_LOCK_CLASS = 0x62707377  # 'bpsw'
 
 
 def sibling_name(live: str, kind: str, restore_id: str) -> str:
@@ -231,6 +234,29 @@ def lock_catalog(conn: psycopg.Connection) -> None:
 def set_allow_connections(admin: psycopg.Connection, name: str, allow: bool) -> None:
     admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
         sql.Identifier(name), sql.SQL("true" if allow else "false")))
+
+
+def hold_swap_lock(admin: psycopg.Connection, live: str) -> None:
+    """Taken before the live database is closed to new connections; the server drops it with
+    the admin session, so a restore that dies mid-swap never holds it afterwards."""
+    admin.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_SWAP_LOCK_CLASS, live))
+
+
+def reopen_unless_swapping(admin: psycopg.Connection, live: str) -> bool:
+    """Allow connections to `live` again if it is closed to them and no restore is swapping
+    (nobody holds the swap lock). Returns whether it did."""
+    row = admin.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                        (live,)).fetchone()
+    if row is None or row[0]:
+        return False
+    key = (_SWAP_LOCK_CLASS, live)
+    if not admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]:
+        return False  # a swap is going on right now
+    try:
+        set_allow_connections(admin, live, True)
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+    return True
 
 
 def end_connections(admin: psycopg.Connection, name: str, keep: Iterable[int] = (),

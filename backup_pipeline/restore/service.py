@@ -31,12 +31,15 @@ from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
 from backup_pipeline.restore import database, documents, preview, runs
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
-from backup_pipeline.restore.settle import settle_crashed_documents
+from backup_pipeline.restore.settle import (
+    RESTORE_STAGING,
+    mark_closed,
+    reopening,
+    settle_crashed_documents,
+)
 from backup_pipeline.restore.sqlscan import ScanResult
 from backup_pipeline.restore.verify import CheckedArchive, check_archive, stage_archive
 from backup_pipeline.settings import Settings
-
-RESTORE_STAGING = ".restore"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
     `alive(run_id)` tells whether a Dagster run is still going; rows of ended runs are reaped."""
     if scope not in runs.SCOPES:
         raise ConfigError(f"unknown restore scope {scope!r}; expected one of {runs.SCOPES}")
-    backup = history.get(settings.database_url, backup_id)
+    backup = reopening(settings, lambda: history.get(settings.database_url, backup_id))
     if backup["status"] != "completed":
         raise RestoreError(f"backup {backup['id']} is {backup['status']}, not completed: "
                            "it cannot be restored")
@@ -424,8 +427,10 @@ def _swap_database(settings: Settings, plan: RestorePlan, staged: Path, live_doc
             connect(settings.database_url) as lock_conn:
         database.lock_catalog(lock_conn)
         database.copy_catalog(settings, settings.database_url, new_url, Path(plan.staging_dir))
-        database.set_allow_connections(admin, live, False)
+        database.hold_swap_lock(admin, live)
+        closed = mark_closed(Path(plan.staging_dir), live)
         try:
+            database.set_allow_connections(admin, live, False)
             ended = database.end_connections(admin, live, keep=[lock_conn.info.backend_pid])
             lock_conn.close()
             ended += database.end_connections(admin, live)
@@ -447,7 +452,9 @@ def _swap_database(settings: Settings, plan: RestorePlan, staged: Path, live_doc
         except BaseException:
             with suppress(Exception):
                 database.set_allow_connections(admin, live, True)
+                closed.unlink()
             raise
+        closed.unlink()  # renamed: the live name is the new, open database
     return {"sessions_ended": ended, "database": live}
 
 

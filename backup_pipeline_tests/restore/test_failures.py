@@ -3,12 +3,16 @@ only the database or only the documents leave the other alone."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from backup_pipeline.backup.service import run_backup
+from backup_pipeline.errors import UnavailableError
 from backup_pipeline.postgres import database_name, with_database
-from backup_pipeline.restore import runs, service
+from backup_pipeline.restore import database, runs, service, settle
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline_tests.conftest import psql
 from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
@@ -98,3 +102,46 @@ def test_symlinked_documents_dir_keeps_its_link(app_env, tmp_path):
     service.run_restore(settings, backup["id"], dry_run=False, scope="documents")
     assert app_env.documents_dir.is_symlink() and app_env.documents_dir.resolve() == real
     assert (real / "1001" / "invoice-2024.txt").read_bytes().startswith(b"Invoice 2024")
+
+
+def allow_connections(pg_server_url: str, name: str, allow: bool | None = None) -> bool:
+    """Set (when `allow` is given) and return whether `name` accepts new connections."""
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        if allow is not None:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {allow}')
+        return admin.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                             (name,)).fetchone()[0]
+
+
+def test_a_database_a_crashed_swap_left_closed_is_reopened_by_the_next_backup(
+        app_env, pg_server_url):
+    settings = app_env.settings
+    live = database_name(settings.database_url)
+    backup = run_backup(settings)
+
+    # closed by an operator: no restore's mark, so it stays closed
+    allow_connections(pg_server_url, live, False)
+    with pytest.raises(UnavailableError, match="not currently accepting connections"):
+        run_backup(settings)
+    assert not allow_connections(pg_server_url, live)
+    allow_connections(pg_server_url, live, True)
+
+    # a restore wrote its mark, closed the database for its swap and died there
+    plan = service.claim(settings, backup["id"], dry_run=False)
+    os.makedirs(plan.staging_dir)
+    runs.fail(settings.database_url, plan.restore_id, "interrupted (simulated crash)")
+    mark = settle.mark_closed(Path(plan.staging_dir), live)
+    allow_connections(pg_server_url, live, False)
+    # while a swap holds the lock, nothing is reopened
+    with database.admin_connect(settings.database_url) as swapping:
+        database.hold_swap_lock(swapping, live)
+        with pytest.raises(UnavailableError, match="not currently accepting connections"):
+            run_backup(settings)
+        assert not allow_connections(pg_server_url, live)
+    assert run_backup(settings)["status"] == "completed"
+    assert allow_connections(pg_server_url, live) and not mark.exists()
+
+    # a mark left after the database was reopened by hand is forgotten by the next backup
+    mark = settle.mark_closed(Path(plan.staging_dir), live)
+    assert run_backup(settings)["status"] == "completed" and not mark.exists()
+    service.cleanup(settings, plan)

@@ -7,6 +7,8 @@ import psycopg
 import pytest
 
 from backup_pipeline.cli.dagster_run import failure_message
+from backup_pipeline.postgres import database_name
+from backup_pipeline.restore import settle
 from backup_pipeline.scheduling import catalog
 from backup_pipeline.scheduling.lock import FileLock, lock_key, redis_client
 from backup_pipeline_tests.scheduling.helpers import (
@@ -133,3 +135,19 @@ def test_manual_backups_are_untouched_by_scheduling(app_env, schedule):
     assert result.success
     assert step_outputs(result)["schedule_retention.result"]["applied"] is False
     assert result.output_for_node("record_backup")["backup_type"] == "manual"
+
+
+def test_a_database_a_crashed_restore_left_closed_is_reopened_before_the_slot_claim(
+        app_env, schedule, with_redis, pg_server_url):
+    """The scheduled backup's first catalog query is its slot claim: the database a restore
+    closed for its swap (and died) is reopened before it."""
+    live = database_name(app_env.database_url)
+    staging = app_env.backup_dir / settle.RESTORE_STAGING / "0123abcd-0000-4000-8000-00000000000f"
+    staging.mkdir(parents=True)
+    mark = settle.mark_closed(staging, live)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{live}" WITH ALLOW_CONNECTIONS false')
+    result = run_backup_job(backup_run_config(schedule, "2026-03-01T03:00:00Z"))
+    assert result.success, failure_message(result)
+    assert result.output_for_node("record_backup")["backup_type"] == "scheduled"
+    assert not mark.exists()
