@@ -348,8 +348,8 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
     """Write the archive under a temporary name, fsync it, verify it, then publish it.
 
     The dump entry and the documents are already gzip members in staging: they are appended
-    by the kernel after the manifest. Verification (one read, which also gives the file's
-    sha256) runs while the archive is fsynced on another thread.
+    by the kernel after the manifest. Verification (which also gives the file's sha256) runs
+    while the archive is fsynced on another thread.
     """
     progress = progress or Progress()
     with failing(settings, plan):
