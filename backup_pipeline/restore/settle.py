@@ -44,10 +44,8 @@ def mark_closed(staging_dir: Path, live: str) -> Path:
 
 def reopen_after_crashed_swap(settings: Settings) -> bool:
     """Reopen the live database if a restore that died left it closed (see the module)."""
-    root = settings.backup_dir / RESTORE_STAGING
     live = database_name(settings.database_url)
-    marks = [m for m in root.glob(f"*/{CLOSED_MARK}") if _read(m) == live] \
-        if root.is_dir() else []
+    marks = [m for m in _closed_marks(settings) if _read(m) == live]
     if not marks:
         return False
     with database.admin_connect(settings.database_url) as admin:
@@ -61,8 +59,7 @@ def reopen_after_crashed_swap(settings: Settings) -> bool:
 def forget_stale_closed_marks(settings: Settings) -> None:
     """Remove the marks of restores that are over while the live database is open (reopened
     by hand, say), so a later closing by an operator is never taken for a crashed swap."""
-    root = settings.backup_dir / RESTORE_STAGING
-    for mark in root.glob(f"*/{CLOSED_MARK}") if root.is_dir() else []:
+    for mark in _closed_marks(settings):
         try:
             active = runs.get(settings.database_url, mark.parent.name)["state"] in \
                 ("pending", "running")
@@ -70,6 +67,11 @@ def forget_stale_closed_marks(settings: Settings) -> None:
             active = False
         if not active:
             mark.unlink(missing_ok=True)
+
+
+def _closed_marks(settings: Settings) -> list[Path]:
+    root = settings.backup_dir / RESTORE_STAGING
+    return sorted(root.glob(f"*/{CLOSED_MARK}")) if root.is_dir() else []
 
 
 def _read(mark: Path) -> str | None:
