@@ -24,7 +24,8 @@ from backup_pipeline.postgres import with_database
 from backup_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-PAGILA_DIR = Path(os.environ.get("PAGILA_DIR", REPO.parent / "shared" / "datasets" / "pagila"))
+# pagila (its licence beside it) comes with the repository: a clone alone runs the suite.
+PAGILA_DIR = Path(__file__).resolve().parent / "fixtures" / "pagila"
 RUN_TAG = secrets.token_hex(3)
 
 _spec = importlib.util.spec_from_file_location("local_services",
@@ -117,8 +118,6 @@ def psql(url: str, *args: str, input: str | None = None) -> str:
 @pytest.fixture(scope="session")
 def pagila_template(databases: DatabaseFactory) -> str:
     """A database with pagila loaded, used as a template (CREATE DATABASE ... TEMPLATE)."""
-    if not (PAGILA_DIR / "pagila-schema.sql").exists():
-        pytest.fail(f"pagila dataset not found in {PAGILA_DIR} (set PAGILA_DIR)")
     url = databases.create()
     psql(url, "-f", str(PAGILA_DIR / "pagila-schema.sql"))
     psql(url, "-f", str(PAGILA_DIR / "pagila-data.sql"))
