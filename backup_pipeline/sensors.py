@@ -205,7 +205,6 @@ def email_outbox_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
                          ended_before=now - CATCH_UP_AFTER, ended_after=now - CATCH_UP_WINDOW)
     for decision in decisions:
         context.log.info(f"catch-up: {decision.describe()}")
-    urls = service.deliver_urls(database.url, smtp.policy())
     if not configured:
         mail = "SMTP_HOST is not set, so no mail is sent"
     elif config is None:
@@ -213,8 +212,10 @@ def email_outbox_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
                 "backup.email_outbox")
     else:
         mail = f"outbox: {service.deliver(database.url, config, smtp.policy()).describe()}"
-    return dg.SkipReason(f"{mail}; notification URLs: {urls.describe()}"
-                         + (f"; caught up {len(decisions)} runs" if decisions else ""))
+    urls = service.deliver_urls(database.url, smtp.policy())
+    if urls.sent or urls.retrying or urls.failed or urls.expired:
+        mail += f"; notification URLs: {urls.describe()}"
+    return dg.SkipReason(mail + (f"; caught up {len(decisions)} runs" if decisions else ""))
 
 
 def _freshness_cursor(context: dg.SensorEvaluationContext) -> dict:
