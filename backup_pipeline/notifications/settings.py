@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from backup_pipeline.catalog.history import check_migrated
 from backup_pipeline.errors import ConfigError
@@ -88,19 +88,12 @@ class NotificationSettings(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("email_recipients", mode="before")
+    @field_validator("email_recipients", "notify_urls", mode="before")
     @classmethod
-    def _recipients(cls, value: Any) -> tuple[str, ...]:
+    def _lists(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        parse = parse_recipients if info.field_name == "email_recipients" else parse_urls
         try:
-            return tuple(parse_recipients(value))
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("notify_urls", mode="before")
-    @classmethod
-    def _urls(cls, value: Any) -> tuple[str, ...]:
-        try:
-            return tuple(parse_urls(value))
+            return tuple(parse(value))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
