@@ -13,15 +13,13 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import apprise
-
 from backup_pipeline.errors import BackupPipelineError, ConfigError
 
 MAX_URL = 2000
 _HOSTNAME = re.compile(r"^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|\[[0-9A-Fa-f:.]+\])$")
 _ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_TYPES = {"failure": apprise.NotifyType.FAILURE, "late": apprise.NotifyType.FAILURE,
-          "success": apprise.NotifyType.SUCCESS, "recovered": apprise.NotifyType.SUCCESS}
+# Apprise's notification types by the end of our message kinds
+_TYPES = {"failure": "failure", "late": "failure", "success": "success", "recovered": "success"}
 
 
 class NotifyError(BackupPipelineError):
@@ -65,6 +63,8 @@ def validate_url(text: Any) -> str:
         raise ConfigError("a notification URL is empty")
     if len(url) > MAX_URL or any(c.isspace() for c in url):
         raise ConfigError(f"notification URL {redact(url)} is malformed")
+    import apprise  # imported when needed: it takes most of a second
+
     if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
         raise ConfigError(f"notification URL {redact(url)} is not one Apprise understands "
                           "(see https://github.com/caronc/apprise/wiki)")
@@ -89,15 +89,16 @@ def parse_urls(value: Any) -> list[str]:
     return out
 
 
-def notify_type(kind: str) -> apprise.NotifyType:
+def notify_type(kind: str) -> str:
     """failure/late look like failures, success/recovered like successes, the rest info."""
-    return next((t for suffix, t in _TYPES.items() if kind.endswith(suffix)),
-                apprise.NotifyType.INFO)
+    return next((t for suffix, t in _TYPES.items() if kind.endswith(suffix)), "info")
 
 
 def send(url: str, *, title: str, body: str, kind: str, timeout: float = 30) -> None:
     """Deliver one message to one URL; NotifyError (scrubbed) when the target did not
     confirm it."""
+    import apprise
+
     target = apprise.Apprise()
     if not target.add(url):
         raise NotifyError(f"notification URL {redact(url)} is not one Apprise understands")
