@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from backup_pipeline.checks import backup_freshness
 from backup_pipeline.jobs import backup_job, restore_job, retention_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
@@ -20,6 +21,7 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
+    asset_checks=[backup_freshness],
     jobs=[backup_job, restore_job, retention_job],
     schedules=all_schedules(),
     sensors=email_sensors,

@@ -1,5 +1,5 @@
-"""Email notification sensors: success and failure of backup_job and restore_job, and the
-delivery of the outbox.
+"""Notification sensors: success and failure of backup_job and restore_job, the delivery of
+the outbox (mail and notification URLs), and the freshness of the backups.
 
 The run-status sensors monitor all code locations and filter on the job name themselves: runs
 made by `execute_in_process` (the CLI) carry no code location origin, and a sensor with
@@ -10,14 +10,18 @@ catches up runs that no run-status sensor handled (Dagster moves a run-status se
 on even when it fails, and ignores runs that ended before its first tick).
 """
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from backup_pipeline import checks
 from backup_pipeline.cli.dagster_run import error_text
 from backup_pipeline.errors import ConfigError
+from backup_pipeline.health import alerts
+from backup_pipeline.health.freshness import grace_from_env
 from backup_pipeline.notifications import service
 from backup_pipeline.notifications.facts import (
     BACKUP_JOB,
@@ -36,6 +40,10 @@ OUTBOX_SENSOR_INTERVAL_SECONDS = 30
 CATCH_UP_AFTER = timedelta(minutes=5)
 CATCH_UP_WINDOW = timedelta(hours=24)
 OUTBOX_SENSOR = "email_outbox_sensor"
+FRESHNESS_SENSOR = "backup_freshness_sensor"
+FRESHNESS_SENSOR_INTERVAL_SECONDS = 180
+# the freshness check is recorded when its result changes, and at least this often
+FRESHNESS_REPORT_EVERY = timedelta(hours=1)
 _STATUSES = {"success": dg.DagsterRunStatus.SUCCESS, "failure": dg.DagsterRunStatus.FAILURE}
 
 
@@ -89,10 +97,20 @@ def _notify(context: dg.RunStatusSensorContext, database: DatabaseResource, smtp
     if decision.outcome != "queued":
         return dg.SkipReason(decision.describe())
     context.log.info(decision.describe())
-    if decision.new and config is not None:
-        report = service.deliver(database.url, config, smtp.policy())
-        context.log.info(f"outbox delivery: {report.describe()}")
+    if decision.new:
+        _deliver_now(context.log, database, smtp, config, urls=bool(decision.urls))
     return None
+
+
+def _deliver_now(log, database: DatabaseResource, smtp: SmtpResource, config,
+                 urls: bool) -> None:
+    """Try what was just queued at once; what fails waits for email_outbox_sensor."""
+    if config is not None:
+        report = service.deliver(database.url, config, smtp.policy())
+        log.info(f"outbox delivery: {report.describe()}")
+    if urls:
+        report = service.deliver_urls(database.url, smtp.policy())
+        log.info(f"outbox delivery (notification URLs): {report.describe()}")
 
 
 def _run_sensor(job_name: str, outcome: str) -> dg.RunStatusSensorDefinition:
@@ -182,19 +200,56 @@ def catch_up(instance: dg.DagsterInstance, database_url: str, *, mail_configured
 def email_outbox_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
                         smtp: SmtpResource):
     configured, config = _smtp_config(smtp, context.log)
-    if not configured:
-        return dg.SkipReason("SMTP_HOST is not set, so no mail is sent")
     now = datetime.fromtimestamp(time.time(), UTC)
-    decisions = catch_up(context.instance, database.url, mail_configured=True,
+    decisions = catch_up(context.instance, database.url, mail_configured=configured,
                          ended_before=now - CATCH_UP_AFTER, ended_after=now - CATCH_UP_WINDOW)
     for decision in decisions:
         context.log.info(f"catch-up: {decision.describe()}")
-    if config is None:
-        return dg.SkipReason("the SMTP settings are invalid (see the tick's log); queued mail "
-                             "waits in backup.email_outbox")
-    report = service.deliver(database.url, config, smtp.policy())
-    return dg.SkipReason(f"outbox: {report.describe()}"
-                         + (f"; caught up {len(decisions)} runs" if decisions else ""))
+    if not configured:
+        mail = "SMTP_HOST is not set, so no mail is sent"
+    elif config is None:
+        mail = ("the SMTP settings are invalid (see the tick's log); queued mail waits in "
+                "backup.email_outbox")
+    else:
+        mail = f"outbox: {service.deliver(database.url, config, smtp.policy()).describe()}"
+    urls = service.deliver_urls(database.url, smtp.policy())
+    if urls.sent or urls.retrying or urls.failed or urls.expired:
+        mail += f"; notification URLs: {urls.describe()}"
+    return dg.SkipReason(mail + (f"; caught up {len(decisions)} runs" if decisions else ""))
+
+
+def _freshness_cursor(context: dg.SensorEvaluationContext) -> dict:
+    try:
+        return json.loads(context.cursor) if context.cursor else {}
+    except ValueError:
+        return {}
+
+
+@dg.sensor(
+    name=FRESHNESS_SENSOR,
+    minimum_interval_seconds=FRESHNESS_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Checks that every enabled schedule's newest completed backup is younger than "
+    "its interval plus FRESHNESS_GRACE; records the backup_freshness check and sends one "
+    "'backups are late' and one 'recovered' notification per breach.",
+)
+def backup_freshness_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
+                            smtp: SmtpResource):
+    configured, config = _smtp_config(smtp, context.log)
+    now = datetime.fromtimestamp(time.time(), UTC)
+    evaluation = alerts.track(database.url, now=now, grace=grace_from_env(),
+                              mail_configured=configured)
+    late = sorted(s.schedule_id for s in evaluation.late)
+    cursor = _freshness_cursor(context)
+    reported = cursor.get("reported_at")
+    if cursor.get("late") != late or reported is None or \
+            now - datetime.fromisoformat(reported) >= FRESHNESS_REPORT_EVERY:
+        # a sensor cannot log events; the instance records a check result without a run
+        context.instance.report_runless_asset_event(checks.freshness_evaluation(evaluation))
+        context.update_cursor(json.dumps({"late": late, "reported_at": now.isoformat()}))
+    if evaluation.queued:
+        _deliver_now(context.log, database, smtp, config, urls=True)
+    return dg.SkipReason(evaluation.describe())
 
 
 email_sensors = [
@@ -203,4 +258,5 @@ email_sensors = [
     restore_success_email_sensor,
     restore_failure_email_sensor,
     email_outbox_sensor,
+    backup_freshness_sensor,
 ]

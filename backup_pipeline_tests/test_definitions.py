@@ -15,6 +15,11 @@ def test_definitions_load():
     assert repo.get_job("backup_job").executor_def is dg.in_process_executor
     asset_keys = {spec.key for spec in defs.resolve_all_asset_specs()}
     assert dg.AssetKey("motovaultpro_backup") in asset_keys
+    checks = set(repo.asset_graph.asset_check_keys)
+    assert dg.AssetCheckKey(dg.AssetKey("motovaultpro_backup"), "backup_freshness") in checks
+    sensor = repo.get_sensor_def("backup_freshness_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert 60 <= sensor.minimum_interval_seconds <= 600
 
 
 def test_dagster_definitions_validate(tmp_path: Path):

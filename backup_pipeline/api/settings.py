@@ -23,6 +23,8 @@ class NotificationSettings(BaseModel):
     email_recipients: list[str]
     notify_on_success: bool
     notify_on_failure: bool
+    notify_urls: list[str] = Field(description="Apprise notification URLs, shown as scheme and "
+                                   "host only (they carry tokens).")
 
 
 class SettingsChanges(StrictBody):
@@ -31,6 +33,8 @@ class SettingsChanges(StrictBody):
         default=None, description="Addresses, as a list or comma-separated; empty for none.")
     notify_on_success: bool | None = None
     notify_on_failure: bool | None = None
+    notify_urls: list[str] | str | None = Field(
+        default=None, description="Apprise URLs, as a list or comma-separated; empty for none.")
 
     @model_validator(mode="after")
     def _something(self) -> SettingsChanges:
@@ -42,7 +46,7 @@ class SettingsChanges(StrictBody):
 
 @router.get("", response_model=NotificationSettings, summary="Get settings")
 def get_settings(config: Config) -> dict[str, Any]:
-    return notification_settings.load(config.settings.database_url).as_json()
+    return notification_settings.load(config.settings.database_url).public_json()
 
 
 @router.put("", response_model=NotificationSettings, summary="Update settings")
@@ -50,4 +54,4 @@ def put_settings(body: SettingsChanges, config: Config) -> dict[str, Any]:
     """Sets the fields given, keeps the others; an invalid value (a malformed address) is
     refused with 422 and nothing changes."""
     changes = body.model_dump(exclude_unset=True)
-    return notification_settings.update(config.settings.database_url, changes).as_json()
+    return notification_settings.update(config.settings.database_url, changes).public_json()

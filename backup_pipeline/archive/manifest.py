@@ -58,7 +58,10 @@ def build(
     started_at: datetime,
     source: dict[str, Any],
     members: list[dict[str, Any]],
+    contents: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`contents` (rows per table, large objects) is optional: archives made before it was
+    counted carry none and stay valid."""
     documents = [m for m in members if m["path"].startswith(DOCUMENTS_PREFIX)]
     dump = next((m for m in members if m["path"] == DUMP_MEMBER), None)
     return {
@@ -75,8 +78,26 @@ def build(
             "documents": len(documents),
             "documents_bytes": sum(m["size"] for m in documents),
         },
+        **({"contents": contents} if contents is not None else {}),
         "members": members,
     }
+
+
+def _check_contents(contents: Any) -> None:
+    """`contents`, when present: {"tables": {name: rows}, "table_rows": n, "large_objects": n}."""
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(contents, dict):
+        raise ArchiveError("manifest.json has malformed contents (expected an object)")
+    tables = contents.get("tables")
+    if not isinstance(tables, dict) or not all(
+            isinstance(k, str) and count(v) for k, v in tables.items()):
+        raise ArchiveError("manifest.json has malformed contents.tables (expected table names "
+                           "with row counts)")
+    for key in ("table_rows", "large_objects"):
+        if not count(contents.get(key)):
+            raise ArchiveError(f"manifest.json has an invalid contents.{key}")
 
 
 def encode(manifest: dict[str, Any]) -> bytes:
@@ -119,6 +140,8 @@ def parse(data: bytes) -> dict[str, Any]:
             raise ArchiveError(f"manifest.json gives {path!r} an invalid sha256")
     if DUMP_MEMBER not in seen:
         raise ArchiveError(f"manifest.json does not list {DUMP_MEMBER}")
+    if "contents" in manifest:
+        _check_contents(manifest["contents"])
     return manifest
 
 

@@ -26,6 +26,7 @@ from backup_pipeline.archive.writer import (
     create_private,
     padding,
 )
+from backup_pipeline.backup.rowcount import RowCounter
 from backup_pipeline.errors import BackupError, ConfigError
 from backup_pipeline.postgres import client_env, connect, describe, server_version
 from backup_pipeline.progress import Progress
@@ -49,6 +50,8 @@ class DumpResult:
     database: str
     seconds: float
     tar_bytes: int = 0
+    contents: dict | None = None  # rows per table and large objects, see RowCounter
+    contents_error: str | None = None
 
 
 class _VersionQuery:
@@ -133,6 +136,7 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
            f"--dbname={conninfo}"]
     sql_bytes = 0
     tail = b""
+    counter = RowCounter()
     version_query = _VersionQuery(pg_dump)
     try:
         with open(stderr_path, "wb") as err_file, create_private(target) as out:
@@ -150,6 +154,7 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
                         sql_bytes += len(chunk)
                         tail = (tail + chunk[-256:])[-256:]
                         gz.write(chunk)
+                        counter.feed(chunk)
                         progress.add_bytes(len(chunk))
                 returncode = proc.wait()
             finally:
@@ -171,5 +176,5 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
         path=str(target), size=entry.size, sha256=entry.sha256.hexdigest(), sql_bytes=sql_bytes,
         server_version=version, pg_dump_version=dump_version,
         database=describe(settings.database_url), seconds=time.monotonic() - started,
-        tar_bytes=tar_bytes,
+        tar_bytes=tar_bytes, contents=counter.contents(), contents_error=counter.error,
     )

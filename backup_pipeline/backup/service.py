@@ -298,7 +298,7 @@ def write_manifest(settings: Settings, plan: BackupPlan, dump_result: DumpResult
                     "server_version": dump_result.server_version,
                     "pg_dump_version": dump_result.pg_dump_version,
                     "sql_bytes": dump_result.sql_bytes},
-            members=members,
+            members=members, contents=dump_result.contents,
         )
         path = require_staging(plan) / mf.MANIFEST_NAME
         with create_private(path) as f:

@@ -18,14 +18,14 @@ def register(sub, common) -> None:
         "set", parents=[common], help="change settings (all or nothing)",
         description="Keys: email_enabled (true/false), email_recipients (comma-separated "
         "addresses, empty for none), notify_on_success (true/false), notify_on_failure "
-        "(true/false).",
+        "(true/false), notify_urls (Apprise URLs, comma- or newline-separated, empty for none).",
     )
     s.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     s.set_defaults(handler=run_set)
 
 
 def _text(current: notification_settings.NotificationSettings) -> str:
-    data = current.as_json()
+    data = current.public_json()
     width = max(len(k) for k in data)
     lines = []
     for key, value in data.items():
@@ -38,10 +38,10 @@ def _text(current: notification_settings.NotificationSettings) -> str:
 
 def run_get(args) -> Result:
     current = notification_settings.load(Settings.from_env().database_url)
-    return Result(current.as_json(), _text(current))
+    return Result(current.public_json(), _text(current))
 
 
 def run_set(args) -> Result:
     changes = notification_settings.parse_assignments(args.assignments)
     updated = notification_settings.update(Settings.from_env().database_url, changes)
-    return Result(updated.as_json(), f"updated {', '.join(changes)}\n{_text(updated)}")
+    return Result(updated.public_json(), f"updated {', '.join(changes)}\n{_text(updated)}")

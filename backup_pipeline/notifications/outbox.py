@@ -1,4 +1,5 @@
-"""The outbox `backup.email_outbox`: queued mails, claimed by one sender at a time, retried
+"""The outbox `backup.email_outbox`: queued messages (mails, and Apprise notification URLs on
+channel `apprise`), claimed by one sender at a time, retried
 with exponential backoff until sent or a bound, and never sent twice.
 
 States: `pending` -> (claimed under a lease, envelope accepted) -> `sending` -> `sent`.
@@ -13,6 +14,7 @@ Functions take an autocommit connection: every state change is committed at once
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +24,9 @@ from psycopg.rows import dict_row
 
 UNKNOWN_OUTCOME = ("the sender stopped while handing the message to the SMTP server; the outcome "
                    "is unknown, so it is not resent (it must not arrive twice)")
+EMAIL = "email"
+APPRISE = "apprise"
+CHANNELS = (EMAIL, APPRISE)
 
 
 @dataclass(frozen=True)
@@ -51,19 +56,30 @@ class Message:
     attempts: int
     claim_token: str
     created_at: datetime
+    channel: str = EMAIL
 
 
-def dedupe_key(run_id: str, kind: str, recipient: str) -> str:
-    return f"{run_id}:{kind}:{recipient.lower()}"
+def target_key(recipient: str, channel: str = EMAIL) -> str:
+    """A mail address as it is (ignoring case); a URL by its digest, as it may carry a token."""
+    if channel == EMAIL:
+        return recipient.lower()
+    return f"{channel}:{hashlib.sha256(recipient.encode()).hexdigest()[:32]}"
 
 
-def enqueue(conn: psycopg.Connection, *, run_id: str, kind: str, recipient: str, subject: str,
-            body: str) -> bool:
-    """Queue one message; False when it was queued before (same run, kind and recipient)."""
+def dedupe_key(run_id: str, kind: str, recipient: str, channel: str = EMAIL) -> str:
+    return f"{run_id}:{kind}:{target_key(recipient, channel)}"
+
+
+def enqueue(conn: psycopg.Connection, *, run_id: str | None, kind: str, recipient: str,
+            subject: str, body: str, channel: str = EMAIL, event: str | None = None) -> bool:
+    """Queue one message; False when it was queued before (same run or `event`, kind and
+    recipient). Messages about something other than a run name it in `event` instead."""
+    key = dedupe_key(event or run_id, kind, recipient, channel)
     row = conn.execute(
         "INSERT INTO backup.email_outbox (dedupe_key, dagster_run_id, kind, recipient, subject,"
-        " body) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        (dedupe_key(run_id, kind, recipient), run_id, kind, recipient, subject, body),
+        " body, channel) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        (key, run_id, kind, recipient, subject, body, channel),
     ).fetchone()
     return row is not None
 
@@ -86,28 +102,30 @@ def expire(conn: psycopg.Connection, policy: Policy) -> int:
     return unknown + used_up
 
 
-def claim(conn: psycopg.Connection, policy: Policy, limit: int = 20) -> list[Message]:
-    """Take up to `limit` due messages under a lease (counting this attempt). Concurrent
-    senders get disjoint sets: rows locked by another claim are skipped."""
+def claim(conn: psycopg.Connection, policy: Policy, limit: int = 20,
+          channel: str = EMAIL) -> list[Message]:
+    """Take up to `limit` due messages of `channel` under a lease (counting this attempt).
+    Concurrent senders get disjoint sets: rows locked by another claim are skipped."""
     token = str(uuid.uuid4())
     rows = conn.cursor(row_factory=dict_row).execute(
         "UPDATE backup.email_outbox o SET claim_token = %(token)s, attempts = o.attempts + 1,"
         " claimed_until = now() + make_interval(secs => %(lease)s)"
         " FROM (SELECT id FROM backup.email_outbox WHERE state = 'pending'"
-        "       AND next_attempt_at <= now() AND attempts < %(max)s"
+        "       AND channel = %(channel)s AND next_attempt_at <= now() AND attempts < %(max)s"
         "       AND (claimed_until IS NULL OR claimed_until < now())"
         "       ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
         " WHERE o.id = due.id RETURNING o.id, o.dedupe_key, o.dagster_run_id, o.kind,"
         " o.recipient, o.subject, o.body, o.attempts, o.claim_token::text AS claim_token,"
-        " o.created_at",
+        " o.created_at, o.channel",
         {"token": token, "lease": policy.lease_seconds, "max": policy.max_attempts,
-         "limit": limit},
+         "limit": limit, "channel": channel},
     ).fetchall()
     return sorted((Message(**row) for row in rows), key=lambda m: m.id)
 
 
 def mark_sending(conn: psycopg.Connection, message: Message) -> bool:
-    """Just before DATA. False when the lease was lost (another sender may have it now)."""
+    """Just before DATA (or the request to a notification URL). False when the lease was lost
+    (another sender may have it now)."""
     return conn.execute(
         "UPDATE backup.email_outbox SET state = 'sending' WHERE id = %s AND claim_token = %s"
         " AND state = 'pending' AND claimed_until > now()",

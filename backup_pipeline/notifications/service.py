@@ -18,6 +18,7 @@ from backup_pipeline.errors import ConfigError
 from backup_pipeline.notifications import facts as run_facts
 from backup_pipeline.notifications import outbox
 from backup_pipeline.notifications import settings as notification_settings
+from backup_pipeline.notifications import urls as notification_urls
 from backup_pipeline.notifications.facts import BACKUP_JOB, FinishedRun
 from backup_pipeline.notifications.mailer import MailError, SmtpConfig, SmtpSession
 from backup_pipeline.notifications.render import (
@@ -39,6 +40,7 @@ class Decision:
     decided_by: str
     new: bool  # made by this call (False: it was decided before)
     recipients: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()  # notification URLs messages were queued for
 
     def describe(self) -> str:
         earlier = "" if self.new else f" (decided earlier by {self.decided_by})"
@@ -70,9 +72,11 @@ class DeliveryReport:
 
 def check_outbox(conn: psycopg.Connection) -> None:
     check_migrated(conn)
-    if conn.execute("SELECT to_regclass('backup.email_outbox')").fetchone()[0] is None:
-        raise ConfigError("the catalog needs migration 004_email_outbox for notifications: "
-                          "run 'backup-pipeline migrate'")
+    for table, migration in (("email_outbox", "004_email_outbox"),
+                             ("freshness_breaches", "009_freshness_state")):
+        if conn.execute("SELECT to_regclass(%s)", (f"backup.{table}",)).fetchone()[0] is None:
+            raise ConfigError(f"the catalog needs migration {migration} for notifications: "
+                              "run 'backup-pipeline migrate'")
 
 
 def _existing(conn: psycopg.Connection, run_id: str, kind: str) -> Decision | None:
@@ -104,12 +108,47 @@ def _why_not(run: FinishedRun, s: notification_settings.NotificationSettings,
         return "success mails are off (setting notify_on_success=false)"
     if not run.succeeded and not s.notify_on_failure:
         return "failure mails are off (setting notify_on_failure=false)"
+    return _no_targets(s, mail_configured)
+
+
+def _no_targets(s: notification_settings.NotificationSettings,
+                mail_configured: bool) -> str | None:
+    """Why nothing can be sent to anyone, or None."""
+    if s.notify_urls:
+        return None
     if not s.email_recipients:
         return ("no recipients are set: backup-pipeline settings set "
                 "email_recipients=admin@example.com")
     if not mail_configured:
         return "SMTP_HOST is not set, so no mail is sent"
     return None
+
+
+def targets(s: notification_settings.NotificationSettings,
+            mail_configured: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(mail recipients, notification URLs) a message goes to."""
+    return (s.email_recipients if mail_configured else ()), s.notify_urls
+
+
+def queued_for(recipients: tuple[str, ...], urls: tuple[str, ...]) -> str:
+    """The decision's reason, URLs shown as scheme and host only."""
+    parts = [f"mail queued for {', '.join(recipients)}"] if recipients else []
+    if urls:
+        parts.append("notification queued for "
+                     + ", ".join(notification_urls.redact(u) for u in urls))
+    return "; ".join(parts)
+
+
+def queue_all(conn: psycopg.Connection, *, run_id: str | None, kind: str, email: Email,
+              recipients: tuple[str, ...], urls: tuple[str, ...],
+              event: str | None = None) -> None:
+    """One outbox message per mail recipient and per notification URL."""
+    for recipient in recipients:
+        outbox.enqueue(conn, run_id=run_id, kind=kind, recipient=recipient,
+                       subject=email.subject, body=email.body, event=event)
+    for url in urls:
+        outbox.enqueue(conn, run_id=run_id, kind=kind, recipient=url, subject=email.subject,
+                       body=email.body, channel=outbox.APPRISE, event=event)
 
 
 def _compose(conn: psycopg.Connection, run: FinishedRun, *, database: str,
@@ -141,9 +180,9 @@ def decide(database_url: str, run: FinishedRun, *, mail_configured: bool,
             conn, run, database=database_name(database_url),
             url=run_url(webserver_url, run.run_id))
         email = composed if isinstance(composed, Email) else None
-        recipients = current.email_recipients if email is not None else ()
+        recipients, urls = targets(current, mail_configured) if email is not None else ((), ())
         outcome = "queued" if email is not None else "skipped"
-        reason = f"mail queued for {', '.join(recipients)}" if email is not None else composed
+        reason = queued_for(recipients, urls) if email is not None else composed
         with conn.transaction():
             inserted = conn.execute(
                 "INSERT INTO backup.run_notifications"
@@ -153,11 +192,10 @@ def decide(database_url: str, run: FinishedRun, *, mail_configured: bool,
             ).fetchone()
             if inserted is None:  # another sensor decided in the meantime
                 return _existing(conn, run.run_id, kind)
-            for recipient in recipients:
-                outbox.enqueue(conn, run_id=run.run_id, kind=kind, recipient=recipient,
-                               subject=email.subject, body=email.body)
+            queue_all(conn, run_id=run.run_id, kind=kind, email=email,
+                      recipients=recipients, urls=urls)
     return Decision(run.run_id, kind, outcome, reason, decided_by, new=True,
-                    recipients=tuple(recipients))
+                    recipients=tuple(recipients), urls=tuple(urls))
 
 
 def deliver(database_url: str, config: SmtpConfig, policy: outbox.Policy | None = None, *,
@@ -216,3 +254,32 @@ def _record_failure(conn: psycopg.Connection, message: outbox.Message, exc: Mail
     else:
         report.retrying += 1
     report.errors.append(str(exc))
+
+
+def deliver_urls(database_url: str, policy: outbox.Policy | None = None, *,
+                 limit: int = 20) -> DeliveryReport:
+    """Send what is due to notification URLs (channel `apprise`), with the mail's guarantees:
+    `sending` is recorded before the request and `sent` after the target confirmed it; a
+    target that is down keeps the message for a later attempt. Never raises for delivery
+    trouble."""
+    policy = policy or outbox.Policy()
+    report = DeliveryReport()
+    with connect(database_url, autocommit=True) as conn:
+        check_outbox(conn)
+        report.expired = outbox.expire(conn, policy)
+        for message in outbox.claim(conn, policy, limit, channel=outbox.APPRISE):
+            if not outbox.mark_sending(conn, message):
+                continue  # the lease ran out: another sender may have it now
+            try:
+                notification_urls.send(message.recipient, title=message.subject,
+                                       body=message.body, kind=message.kind)
+            except notification_urls.NotifyError as exc:
+                state = outbox.mark_failed_attempt(conn, message, str(exc), policy)
+                report.failed += state == "failed"
+                report.retrying += state != "failed"
+                report.errors.append(str(exc))
+                continue
+            outbox.mark_sent(conn, message)
+            report.sent += 1
+        report.waiting, report.waiting_error = outbox.waiting(conn)
+    return report

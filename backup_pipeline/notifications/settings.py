@@ -10,10 +10,11 @@ import re
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from backup_pipeline.catalog.history import check_migrated
 from backup_pipeline.errors import ConfigError
+from backup_pipeline.notifications.urls import parse_urls, redact
 from backup_pipeline.postgres import connect
 
 # A practical subset of RFC 5322 addr-spec: dot-atom local part, dot-separated domain labels.
@@ -77,6 +78,7 @@ class NotificationSettings(BaseModel):
     email_recipients: tuple[str, ...] = ()
     notify_on_success: bool = False
     notify_on_failure: bool = True
+    notify_urls: tuple[str, ...] = ()
 
     @field_validator("email_enabled", "notify_on_success", "notify_on_failure", mode="before")
     @classmethod
@@ -86,18 +88,25 @@ class NotificationSettings(BaseModel):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("email_recipients", mode="before")
+    @field_validator("email_recipients", "notify_urls", mode="before")
     @classmethod
-    def _recipients(cls, value: Any) -> tuple[str, ...]:
+    def _lists(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        parse = parse_recipients if info.field_name == "email_recipients" else parse_urls
         try:
-            return tuple(parse_recipients(value))
+            return tuple(parse(value))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
     def as_json(self) -> dict[str, Any]:
+        """What is stored: notification URLs whole, tokens and all."""
         data = self.model_dump()
         data["email_recipients"] = list(self.email_recipients)
+        data["notify_urls"] = list(self.notify_urls)
         return data
+
+    def public_json(self) -> dict[str, Any]:
+        """What is shown: each notification URL as scheme and host only."""
+        return {**self.as_json(), "notify_urls": [redact(u) for u in self.notify_urls]}
 
 
 KEYS = tuple(NotificationSettings.model_fields)

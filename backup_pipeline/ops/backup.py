@@ -142,7 +142,11 @@ def dump_database(
         "dump_bytes": result.size, "sql_bytes": result.sql_bytes,
         "server_version": result.server_version, "pg_dump_version": result.pg_dump_version,
         "seconds": round(result.seconds, 3),
+        **({"table_rows": result.contents["table_rows"],
+            "large_objects": result.contents["large_objects"]} if result.contents else {}),
     })
+    if result.contents_error:
+        context.log.warning(result.contents_error)
     return result
 
 

@@ -9,7 +9,7 @@ from backup_pipeline_tests.conftest import AppEnv
 
 SETTINGS = "/api/admin/backups/settings"
 DEFAULTS = {"email_enabled": True, "email_recipients": [], "notify_on_success": False,
-            "notify_on_failure": True}
+            "notify_on_failure": True, "notify_urls": []}
 
 
 def test_get_and_put_settings(api: ApiServer, app_env: AppEnv):
@@ -34,3 +34,16 @@ def test_get_and_put_settings(api: ApiServer, app_env: AppEnv):
                     {"email_enabled": "perhaps"}, {"smtp_host": "x"}, [1]):
             assert_error(client.put(SETTINGS, json=bad), 422, "invalid_input")
         assert client.get(SETTINGS).json() == before
+
+
+def test_notify_urls_over_http_are_redacted(api: ApiServer, app_env: AppEnv):
+    url = "ntfys://ntfy.example.com/backups-tok-3e4f5a6b"
+    with api.client() as client:
+        changed = client.put(SETTINGS, json={"notify_urls": [url]})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["notify_urls"] == ["ntfys://ntfy.example.com"]
+        assert client.get(SETTINGS).json()["notify_urls"] == ["ntfys://ntfy.example.com"]
+        refused = client.put(SETTINGS, json={"notify_urls": "nosuch://tok-3e4f5a6b/x"})
+        assert_error(refused, 422, "invalid_input")
+        assert "tok-3e4f5a6b" not in refused.text
+    assert notification_settings.load(app_env.database_url).notify_urls == (url,)

@@ -50,6 +50,7 @@ EXPECTED = [
     ("sensor", "restore_success_email_sensor"),
     ("sensor", "restore_failure_email_sensor"),
     ("sensor", "email_outbox_sensor"),
+    ("sensor", "backup_freshness_sensor"),
 ]
 
 BACKUP_NOTE = "launched from the launchpad"

@@ -29,6 +29,7 @@ from backup_pipeline.notifications import settings as notification_settings
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.smtp import SmtpResource
 from backup_pipeline_tests.conftest import AppEnv, make_dagster_home, make_documents
+from backup_pipeline_tests.notifications.http_receiver import HttpReceiver
 
 SENDER = "backups@example.com"
 WEBSERVER = "http://dagster.example:3000"
@@ -127,6 +128,13 @@ def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer(free_port()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver(free_port()).start()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture(scope="session")
@@ -251,6 +259,7 @@ def catalog_url(mail_catalog_db: str) -> str:
     """The shared catalog database, emptied for this test."""
     with psycopg.connect(mail_catalog_db, autocommit=True) as conn:
         conn.execute("TRUNCATE backup.email_outbox, backup.run_notifications,"
+                     " backup.freshness_breaches,"
                      " backup.backup_settings, backup.restore_runs, backup.backup_history,"
                      " backup.backup_schedules CASCADE")
     return mail_catalog_db

@@ -11,7 +11,7 @@ from backup_pipeline.errors import ConfigError
 from backup_pipeline.notifications import settings as notification_settings
 
 DEFAULTS = {"email_enabled": True, "email_recipients": [], "notify_on_success": False,
-            "notify_on_failure": True}
+            "notify_on_failure": True, "notify_urls": []}
 
 
 @pytest.fixture
@@ -89,3 +89,31 @@ def test_other_keys_in_the_settings_table_are_left_alone(catalog_url):
     notification_settings.update(catalog_url, {"notify_on_failure": "false"})
     assert stored(catalog_url) == {"retention_default": 7, "notify_on_failure": False}
     assert notification_settings.load(catalog_url).notify_on_failure is False
+
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+WEBHOOK = "jsons://hooks.example.com/v1/alert/tok-8a7f6e5d?secret=pw-93b1"
+
+
+def test_notify_urls_are_stored_whole_and_shown_redacted(cli, catalog_url, capsys):
+    code, data, _ = cli("settings", "set", "--json", f"notify_urls={SLACK},\n{WEBHOOK},{SLACK}")
+    assert code == 0
+    assert data["notify_urls"] == ["slack://***", "jsons://hooks.example.com"]
+    assert stored(catalog_url)["notify_urls"] == [SLACK, WEBHOOK]
+    assert cli("settings", "get", "--json")[1]["notify_urls"] == data["notify_urls"]
+    assert main(["settings", "get"]) == 0
+    text = capsys.readouterr().out
+    assert "slack://***, jsons://hooks.example.com" in text
+    assert "TIiajkdnlazkcOXrIdevi7FQ" not in text and "tok-8a7f6e5d" not in text
+    assert cli("settings", "set", "notify_urls=")[0] == 0
+    assert stored(catalog_url)["notify_urls"] == []
+
+
+@pytest.mark.parametrize("url", ["nosuchscheme://tok-55aa66bb77/x", "tgram://tok-55aa66bb77",
+                                 "json://host/tok-55aa66bb77 with space"])
+def test_a_bad_notify_url_is_refused_without_showing_its_token(cli, catalog_url, url):
+    before = stored(catalog_url)
+    code, _, err = cli("settings", "set", f"notify_urls={url}")
+    assert code == 1 and "invalid setting notify_urls: notification URL" in err
+    assert "tok-55aa66bb77" not in err
+    assert stored(catalog_url) == before
