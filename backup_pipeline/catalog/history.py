@@ -9,6 +9,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from backup_pipeline.catalog import liveness
+from backup_pipeline.catalog.migrate import refuse_newer
 from backup_pipeline.errors import ConfigError, NotFoundError
 from backup_pipeline.postgres import connect
 
@@ -46,8 +47,16 @@ def parse_id(text: str) -> str:
 
 
 def check_migrated(conn) -> None:
+    """Refuse a catalog that is not set up, or that a newer backup_pipeline migrated."""
     if conn.execute("SELECT to_regclass('backup.backup_history')").fetchone()[0] is None:
         raise ConfigError("the catalog is not set up: run 'backup-pipeline migrate' first")
+    refuse_newer(conn)
+
+
+def require_catalog(database_url: str) -> None:
+    """check_migrated on a connection of its own, for work that reads the catalog later."""
+    with connect(database_url) as conn:
+        check_migrated(conn)
 
 
 def create(

@@ -88,6 +88,7 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
     source = Path(source)
     if not source.is_file():
         raise NotFoundError(f"no archive at {source}")
+    history.require_catalog(settings.database_url)
     runs.refuse_during_restore(settings.database_url, "an import")
     size = source.stat().st_size
     ensure_private_dir(settings.backup_dir)
