@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -55,7 +56,8 @@ def test_import_then_restore_an_uploaded_archive(app_env, tmp_path, capsys):
 
 @pytest.mark.parametrize("case", ["truncated", "flipped_dump", "extra_member", "dotdot",
                                   "absolute", "symlink", "device", "sql_bomb", "pax_bomb",
-                                  "shell_escape"])
+                                  "shell_escape", "file_below_file", "directory_at_file",
+                                  "directory_below_file"])
 def test_bad_archives_are_rejected_storing_nothing(app_env, tmp_path, case):
     settings = app_env.settings
     archive, message = build(tmp_path, case)
@@ -107,3 +109,10 @@ def test_a_taken_file_is_moved_not_copied(app_env):
         importer.import_archive(settings, owned, take=True)
     assert not owned.exists() and catalog_state(settings) == before
     assert list((settings.backup_dir / importer.IMPORT_STAGING).iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["file_below_file", "directory_at_file", "directory_below_file"])
+def test_verify_refuses_conflicting_paths(tmp_path, case):
+    archive, message = build(tmp_path, case)
+    with pytest.raises(ArchiveError, match=re.escape(message)):
+        verify(None, str(archive))
