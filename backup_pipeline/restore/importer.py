@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from backup_pipeline.restore.verify import CheckedArchive, check_archive
 from backup_pipeline.settings import Settings
 
 IMPORT_STAGING = ".import"
+_RECORD_LOCK = 0x6270696D706F7274  # 'bpimport': imports check and record one at a time
 
 
 def _copy(source: Path, target: Path, progress: Progress) -> str:
@@ -64,6 +67,15 @@ def validate(path: Path, progress: Progress | None = None) -> CheckedArchive:
     progress = progress or Progress()
     progress.set_phase("checking archive")
     return check_archive(Path(path), on_bytes=progress.add_bytes)
+
+
+@contextmanager
+def _one_at_a_time(database_url: str) -> Iterator[None]:
+    """Imports look for a duplicate and record theirs under one lock, so two imports of one
+    archive cannot both find none (the lock goes with the session, however the process ends)."""
+    with connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_RECORD_LOCK,))
+        yield
 
 
 def _refuse_duplicate(database_url: str, manifest: dict[str, Any], sha256: str) -> None:
@@ -103,10 +115,11 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         sha256 = (_take if take else _copy)(source, copy, progress)
         checked = validate(copy, progress)
         manifest = checked.manifest
-        _refuse_duplicate(settings.database_url, manifest, sha256)
-        return _add(settings, copy, sha256, checked, note or
-                    f"imported {source.name} (backup {manifest.get('backup_id')} of "
-                    f"{manifest.get('started_at')})", trigger)
+        with _one_at_a_time(settings.database_url):
+            _refuse_duplicate(settings.database_url, manifest, sha256)
+            return _add(settings, copy, sha256, checked, note or
+                        f"imported {source.name} (backup {manifest.get('backup_id')} of "
+                        f"{manifest.get('started_at')})", trigger)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

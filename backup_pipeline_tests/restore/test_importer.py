@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import time
+import uuid
 
+import psycopg
 import pytest
 
 from backup_pipeline.backup.inventory import verify
@@ -17,6 +21,7 @@ from backup_pipeline.errors import ArchiveError
 from backup_pipeline.restore import importer, service
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.helpers import CLI
 from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
 from backup_pipeline_tests.restore.test_refusals import build
 
@@ -116,3 +121,48 @@ def test_verify_refuses_conflicting_paths(tmp_path, case):
     archive, message = build(tmp_path, case)
     with pytest.raises(ArchiveError, match=re.escape(message)):
         verify(None, str(archive))
+
+
+def _waiting_on_locks(url: str, app_name: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                            " AND wait_event_type = 'Lock'", (app_name,)).fetchone()[0]
+
+
+def test_two_concurrent_imports_of_one_archive_store_it_once(app_env, tmp_path):
+    """Two `import` processes of the same file: the test holds backup_history locked until
+    both have checked the archive and are waiting (to look for a duplicate, or for the other
+    import), so both reach the duplicate check together. One wins; the other is refused."""
+    settings = app_env.settings
+    made = run_backup(settings)
+    archive = shutil.copy(settings.backup_dir / made["file_name"], tmp_path / "incoming.tar.gz")
+    history.delete(settings.database_url, made["id"])
+    (settings.backup_dir / made["file_name"]).unlink()
+    app_name = f"bp-import-test-{uuid.uuid4().hex[:8]}"
+    env = {**app_env.environ(), "PGAPPNAME": app_name}
+    with psycopg.connect(settings.database_url) as blocker:
+        blocker.execute("LOCK TABLE backup.backup_history IN ACCESS EXCLUSIVE MODE")
+        imports = [subprocess.Popen([CLI, "--json", "import", str(archive)], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 240  # a bound for a hung test, not an assertion
+            while _waiting_on_locks(settings.database_url, app_name) < 2:
+                assert all(p.poll() is None for p in imports), [p.communicate() for p in imports]
+                assert time.monotonic() < deadline, "the imports never reached the check"
+                time.sleep(0.05)
+        except BaseException:
+            for p in imports:
+                p.kill()
+            raise
+    outcomes = sorted((p.wait(timeout=300), *p.communicate()) for p in imports)
+    [(won, out, _), (lost, _, error)] = outcomes
+    assert won == 0 and lost == 1
+    record = json.loads(out)
+    assert error == (f"backup-pipeline: error: this archive is already in the catalog as backup "
+                     f"{record['id']} ({record['file_name']})\n")
+    rows = history.list_page(settings.database_url)["items"]
+    assert [(r["id"], r["status"]) for r in rows] == [(record["id"], "completed")]
+    assert sorted(p.name for p in settings.backup_dir.iterdir() if p.is_file()) == \
+        [record["file_name"]]
+    assert list((settings.backup_dir / importer.IMPORT_STAGING).iterdir()) == []
