@@ -23,7 +23,7 @@ from typing import Any
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.archive.writer import CHUNK, create_private, fsync_dir
-from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir
+from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir, intending
 from backup_pipeline.catalog import history, liveness
 from backup_pipeline.errors import NotFoundError
 from backup_pipeline.postgres import connect
@@ -142,7 +142,8 @@ def _record(settings: Settings, backup_id: str, copy: Path, sha256: str, checked
                          note=note[:500], backup_id=backup_id)
     final: Path | None = None
     try:
-        final = _publish(copy, settings.backup_dir, archive_name(row["started_at"]))
+        final = _publish(copy, settings.backup_dir, archive_name(row["started_at"]),
+                         intend=intending(settings.database_url, row["id"], sha256))
         fsync_dir(settings.backup_dir)
         return history.complete(
             settings.database_url, row["id"], file_name=final.name,
