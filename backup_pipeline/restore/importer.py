@@ -116,6 +116,8 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         checked = validate(copy, progress)
         manifest = checked.manifest
         with _one_at_a_time(settings.database_url):
+            # an import that died while recording holds no lock: not a duplicate to refuse
+            history.reap_abandoned(settings.database_url, backup_dir=settings.backup_dir)
             _refuse_duplicate(settings.database_url, manifest, sha256)
             return _add(settings, copy, sha256, checked, note or
                         f"imported {source.name} (backup {manifest.get('backup_id')} of "

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -166,3 +169,51 @@ def test_two_concurrent_imports_of_one_archive_store_it_once(app_env, tmp_path):
     assert sorted(p.name for p in settings.backup_dir.iterdir() if p.is_file()) == \
         [record["file_name"]]
     assert list((settings.backup_dir / importer.IMPORT_STAGING).iterdir()) == []
+
+
+def test_an_import_killed_between_link_and_record_leaves_no_archive(app_env, tmp_path):
+    """kill -9 while the import's row is being marked completed (a trigger of the test's holds
+    that UPDATE): its archive is linked, its row in progress. Importing the archive again
+    reaps the row, removes the unfinished archive, and stores the archive once."""
+    settings = app_env.settings
+    url = settings.database_url
+    made = run_backup(settings)
+    archive = shutil.copy(settings.backup_dir / made["file_name"], tmp_path / "incoming.tar.gz")
+    history.delete(url, made["id"])
+    (settings.backup_dir / made["file_name"]).unlink()
+    key = secrets.randbits(62)
+    psql(url, "-c", f"""
+        CREATE FUNCTION public.hold_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_lock({key}); PERFORM pg_advisory_unlock({key}); RETURN NEW;
+        END $$;
+        CREATE TRIGGER hold_completion BEFORE UPDATE ON backup.backup_history FOR EACH ROW
+        WHEN (NEW.status = 'completed') EXECUTE FUNCTION public.hold_completion();""")
+    app_name = f"bp-import-test-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        victim = subprocess.Popen([CLI, "import", str(archive)], start_new_session=True,
+                                  env={**app_env.environ(), "PGAPPNAME": app_name},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 240  # a bound for a hung test, not an assertion
+            while _waiting_on_locks(url, app_name) < 1:
+                assert victim.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+        holder.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                       " WHERE application_name = %s", (app_name,))
+    psql(url, "-c", "DROP TRIGGER hold_completion ON backup.backup_history;"
+         " DROP FUNCTION public.hold_completion()")
+    [row] = history.list_page(url)["items"]
+    assert row["status"] == "in_progress" and (settings.backup_dir / row["file_name"]).is_file()
+
+    record = importer.import_archive(settings, archive)
+
+    dead = history.get(url, row["id"])
+    assert dead["status"] == "failed"
+    assert f"its unfinished archive {row['file_name']} was removed" in dead["error_message"]
+    assert record["status"] == "completed" and record["sha256"] == made["sha256"]
+    assert sorted(p.name for p in settings.backup_dir.iterdir() if p.is_file()) == \
+        [record["file_name"]]
