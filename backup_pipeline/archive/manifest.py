@@ -148,9 +148,9 @@ def parse(data: bytes) -> dict[str, Any]:
             raise ArchiveError(f"manifest.json gives {path!r} an invalid size")
         if not isinstance(digest, str) or not _HEX64.match(digest):
             raise ArchiveError(f"manifest.json gives {path!r} an invalid sha256")
+    check_path_conflicts([entry["path"] for entry in members])
     if DUMP_MEMBER not in seen:
         raise ArchiveError(f"manifest.json does not list {DUMP_MEMBER}")
-    check_path_conflicts([entry["path"] for entry in members])
     return manifest
 
 
