@@ -1,7 +1,8 @@
 """Every error answers with `{"error": code, "message": one line}` and the right status.
 
-No answer ever carries a filesystem path: messages pass through `scrub_paths`, and unexpected
-errors are logged on the server and answered with a generic line.
+No answer ever carries a filesystem path or DATABASE_URL's password: messages pass through
+`redact` and `scrub_paths`, and unexpected errors are logged on the server and answered with a
+generic line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backup_pipeline.errors import (
     NotFoundError,
     UnavailableError,
 )
+from backup_pipeline.postgres import redact
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 
 log = logging.getLogger("backup_pipeline.api")
@@ -48,7 +50,7 @@ def scrub_paths(message: str) -> str:
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    body = {"error": code, "message": scrub_paths(" ".join(message.split()))}
+    body = {"error": code, "message": scrub_paths(redact(" ".join(message.split())))}
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status)
 

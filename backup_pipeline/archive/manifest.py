@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,36 @@ def check_member_name(name: str) -> None:
     if name.startswith(DOCUMENTS_PREFIX + RESERVED_PREFIX):
         raise ArchiveError(f"member {name!r} uses the name prefix {RESERVED_PREFIX!r} that "
                            "restores reserve for their own files")
+
+
+def file_above(path: str, files: Collection[str]) -> str | None:
+    """The member among `files` that `path` would have to lie below (a file where `path` needs
+    a directory), if any."""
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in files:
+            return parent
+        parent = parent.rpartition("/")[0]
+    return None
+
+
+def check_path_conflicts(paths: list[str]) -> None:
+    """Refuse a member below another member (`documents/1/a` and `documents/1/a/b`): no tree
+    holds both, so a restore would fail half-way through writing the documents."""
+    files = set(paths)
+    for path in paths:
+        above = file_above(path, files)
+        if above is not None:
+            raise ArchiveError(f"member {path!r} lies below {above!r}, which is a file: "
+                               "the paths conflict")
+
+
+def check_directory_member(name: str, files: Collection[str]) -> None:
+    """Refuse a directory entry where the manifest lists a file (at it or above it)."""
+    clash = name if name in files else file_above(name, files)
+    if clash is not None:
+        raise ArchiveError(f"directory member {name + '/'!r} conflicts with the file "
+                           f"{clash!r}")
 
 
 def build(
@@ -138,6 +169,7 @@ def parse(data: bytes) -> dict[str, Any]:
             raise ArchiveError(f"manifest.json gives {path!r} an invalid size")
         if not isinstance(digest, str) or not _HEX64.match(digest):
             raise ArchiveError(f"manifest.json gives {path!r} an invalid sha256")
+    check_path_conflicts([entry["path"] for entry in members])
     if DUMP_MEMBER not in seen:
         raise ArchiveError(f"manifest.json does not list {DUMP_MEMBER}")
     if "contents" in manifest:

@@ -226,6 +226,7 @@ def iter_members(path: Path, archive_digest: Any = None
                     _check_type(info)
                     if info.isdir():
                         mf.check_member_name(info.name.rstrip("/") + "/x")
+                        mf.check_directory_member(info.name.rstrip("/"), expected)
                         continue
                     mf.check_member_name(info.name)
                     entry = expected.get(info.name)

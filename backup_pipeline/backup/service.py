@@ -171,7 +171,8 @@ def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: st
     with failing(settings, plan):
         ensure_private_dir(settings.backup_dir)
         ensure_private_dir(settings.backup_dir / STAGING)
-        history.reap_abandoned(settings.database_url, keep=plan.backup_id)
+        history.reap_abandoned(settings.database_url, keep=plan.backup_id,
+                               backup_dir=settings.backup_dir)
         sweep_stale_staging(settings, keep=plan.backup_id)
         try:
             os.mkdir(plan.staging_dir, 0o700)
@@ -311,13 +312,16 @@ def archive_name(started_at: str) -> str:
     return f"{ARCHIVE_PREFIX}{stamp}.tar.gz"
 
 
-def _publish(temp: Path, backup_dir: Path, name: str, taken: set[str] = frozenset()) -> Path:
+def _publish(temp: Path, backup_dir: Path, name: str, taken: set[str] = frozenset(),
+             intend: Callable[[str], bool] | None = None) -> Path:
     """Link temp to a free final name (never replacing a file, never a name the catalog still
-    records for an archive removed by hand); suffix _2, _3... on clashes."""
+    records for an archive removed by hand); suffix _2, _3... on clashes. `intend(name)` runs
+    before each link: it records the name (so a process killed after the link leaves a file
+    that its row names), or says the catalog has it already."""
     stem = name.removesuffix(".tar.gz")
     for n in range(1, 1000):
         final = backup_dir / (name if n == 1 else f"{stem}_{n}.tar.gz")
-        if final.name in taken:
+        if final.name in taken or (intend is not None and not intend(final.name)):
             continue
         try:
             os.link(temp, final)
@@ -327,14 +331,20 @@ def _publish(temp: Path, backup_dir: Path, name: str, taken: set[str] = frozense
     raise BackupError(f"no free archive name for {name}")
 
 
-def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path) -> Path:
+def intending(database_url: str, backup_id: str, sha256: str) -> Callable[[str], bool]:
+    """`_publish`'s intend: the row records the archive's name and sha256 before the link."""
+    return lambda file_name: history.intend_file(database_url, backup_id, file_name, sha256)
+
+
+def _publish_synced(settings: Settings, plan: BackupPlan, temp: Path, sha256: str) -> Path:
     final: Path | None = None
     try:
         with failing(settings, plan):
             name = archive_name(plan.started_at)
             taken = history.file_names_like(settings.database_url,
                                             name.removesuffix(".tar.gz"))
-            final = _publish(temp, settings.backup_dir, name, taken)
+            final = _publish(temp, settings.backup_dir, name, taken,
+                             intending(settings.database_url, plan.backup_id, sha256))
             fsync_dir(settings.backup_dir)
             return final
     except BaseException:
@@ -369,7 +379,7 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
                 progress.set_phase("verifying archive")
                 sha256 = reader.verify(temp, on_bytes=progress.add_bytes).sha256
                 synced.result()
-    final = _publish_synced(settings, plan, temp)
+    final = _publish_synced(settings, plan, temp, sha256)
     discard(plan)
     return ArchiveResult(str(final), final.name, size, sha256)
 

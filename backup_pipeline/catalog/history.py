@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
+from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.catalog import liveness
+from backup_pipeline.catalog.migrate import refuse_newer
 from backup_pipeline.errors import ConfigError, NotFoundError
 from backup_pipeline.postgres import connect
 
@@ -46,8 +50,16 @@ def parse_id(text: str) -> str:
 
 
 def check_migrated(conn) -> None:
+    """Refuse a catalog that is not set up, or that a newer backup_pipeline migrated."""
     if conn.execute("SELECT to_regclass('backup.backup_history')").fetchone()[0] is None:
         raise ConfigError("the catalog is not set up: run 'backup-pipeline migrate' first")
+    refuse_newer(conn)
+
+
+def require_catalog(database_url: str) -> None:
+    """check_migrated on a connection of its own, for work that reads the catalog later."""
+    with connect(database_url) as conn:
+        check_migrated(conn)
 
 
 def create(
@@ -97,31 +109,70 @@ def complete(database_url: str, backup_id: str, **fields: Any) -> dict[str, Any]
     return _jsonable(row)
 
 
+def intend_file(database_url: str, backup_id: str, file_name: str, sha256: str) -> bool:
+    """Record the archive's final name and checksum before it is linked there: if the process
+    dies before the backup is completed, the reaper knows which file it left. False when
+    another row has that name (file names are unique): the caller tries another."""
+    try:
+        with connect(database_url) as conn:
+            conn.execute("UPDATE backup.backup_history SET file_name = %s, sha256 = %s"
+                         " WHERE id = %s AND status IN ('pending', 'in_progress')",
+                         (file_name, sha256, backup_id))
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
 def fail(database_url: str, backup_id: str, error: str) -> None:
     """Mark a backup failed. The first reason stays: later steps failing in its wake do not
     overwrite it."""
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE backup.backup_history SET status = 'failed', error_message = %s,"
-            " file_name = NULL, completed_at = now(),"
+            " file_name = NULL, sha256 = NULL, completed_at = now(),"
             " duration_seconds = extract(epoch FROM now() - started_at)"
             " WHERE id = %s AND status IN ('pending', 'in_progress')",
             (error[:2000], backup_id),
         )
 
 
-def reap_abandoned(database_url: str, keep: str | None = None) -> list[str]:
-    """Mark failed the backups left in progress by a process that ended without finishing
-    them (see liveness); `keep` is the caller's own backup."""
+def _remove_unfinished_archive(database_url: str, backup_dir: Path, backup_id: str,
+                               file_name: str | None, sha256: str | None) -> str:
+    """Remove the archive an abandoned backup linked but never recorded as completed: only
+    the file its row names, only if no other row names it and it has the recorded sha256
+    (the name may have been taken by another file when the process died). Returns what to
+    add to the row's error."""
+    if not file_name or not sha256 or Path(file_name).name != file_name:
+        return ""
+    path = Path(backup_dir) / file_name
     with connect(database_url) as conn:
-        ids = [r[0] for r in conn.execute(
-            "SELECT id::text FROM backup.backup_history"
+        named = conn.execute("SELECT 1 FROM backup.backup_history WHERE file_name = %s"
+                             " AND id <> %s LIMIT 1", (file_name, backup_id)).fetchone()
+    try:
+        if named is not None or not path.is_file() or sha256_file(path) != sha256:
+            return ""
+        path.unlink()
+    except OSError as exc:
+        return f"; its unfinished archive {file_name} could not be removed ({exc.strerror})"
+    return f"; its unfinished archive {file_name} was removed"
+
+
+def reap_abandoned(database_url: str, keep: str | None = None,
+                   backup_dir: Path | None = None) -> list[str]:
+    """Mark failed the backups left in progress by a process that ended without finishing
+    them (see liveness); `keep` is the caller's own backup. With `backup_dir`, an archive such
+    a backup linked before it died is removed first (it was never completed)."""
+    with connect(database_url) as conn:
+        rows = {r[0]: (r[1], r[2]) for r in conn.execute(
+            "SELECT id::text, file_name, sha256 FROM backup.backup_history"
             " WHERE status IN ('pending', 'in_progress') AND id::text <> %s",
-            (keep or "",)).fetchall()]
-    gone = liveness.abandoned(database_url, ids) if ids else []
+            (keep or "",)).fetchall()}
+    gone = liveness.abandoned(database_url, list(rows)) if rows else []
     for backup_id in gone:
+        removed = "" if backup_dir is None else \
+            _remove_unfinished_archive(database_url, backup_dir, backup_id, *rows[backup_id])
         fail(database_url, backup_id, "interrupted: the process writing it ended before it "
-             "finished")
+             f"finished{removed}")
     return gone
 
 

@@ -9,6 +9,7 @@ import traceback
 from backup_pipeline.cli import api, backups, catalog, health, restore, schedules, settings
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
+from backup_pipeline.postgres import redact
 
 COMMAND_MODULES = [catalog, backups, schedules, restore, settings, health, api]
 
@@ -39,16 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         result = args.handler(args)
     except BackupPipelineError as exc:
         if args.debug:
-            traceback.print_exc()
-        print(f"backup-pipeline: error: {exc}", file=sys.stderr)
+            print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        print(f"backup-pipeline: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("backup-pipeline: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure still gets one line
         if args.debug:
-            traceback.print_exc()
-        message = " ".join(str(exc).split()) or type(exc).__name__
+            print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        message = redact(" ".join(str(exc).split())) or type(exc).__name__
         print(f"backup-pipeline: error: {type(exc).__name__}: {message} (run with --debug "
               "for details)", file=sys.stderr)
         return 1

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from backup_pipeline.postgres import redact
+
 
 @dataclass
 class Result:
@@ -25,7 +27,7 @@ def emit(result: Result, *, as_json: bool) -> int:
     else:
         print(result.text or format_record(result.data))
     if result.error:
-        print(f"backup-pipeline: error: {result.error}", file=sys.stderr)
+        print(f"backup-pipeline: error: {redact(result.error)}", file=sys.stderr)
     return result.exit_code
 
 

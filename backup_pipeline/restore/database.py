@@ -53,7 +53,7 @@ def admin_connect(url: str) -> psycopg.Connection:
             last = exc
     names = ", ".join(MAINTENANCE_DATABASES)
     raise RestoreError(f"cannot connect to a maintenance database ({names}) on the server: "
-                       f"{one_line(last)}")
+                       f"{one_line(last, url)}")
 
 
 def exists(admin: psycopg.Connection, name: str) -> bool:

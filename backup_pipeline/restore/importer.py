@@ -15,13 +15,15 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.archive.writer import CHUNK, create_private, fsync_dir
-from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir
+from backup_pipeline.backup.service import _publish, archive_name, ensure_private_dir, intending
 from backup_pipeline.catalog import history, liveness
 from backup_pipeline.errors import NotFoundError
 from backup_pipeline.postgres import connect
@@ -33,6 +35,7 @@ from backup_pipeline.restore.verify import CheckedArchive, check_archive
 from backup_pipeline.settings import Settings
 
 IMPORT_STAGING = ".import"
+_RECORD_LOCK = 0x6270696D706F7274  # 'bpimport': imports check and record one at a time
 
 
 def _copy(source: Path, target: Path, progress: Progress) -> str:
@@ -66,6 +69,15 @@ def validate(path: Path, progress: Progress | None = None) -> CheckedArchive:
     return check_archive(Path(path), on_bytes=progress.add_bytes)
 
 
+@contextmanager
+def _one_at_a_time(database_url: str) -> Iterator[None]:
+    """Imports look for a duplicate and record theirs under one lock, so two imports of one
+    archive cannot both find none (the lock goes with the session, however the process ends)."""
+    with connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_RECORD_LOCK,))
+        yield
+
+
 def _refuse_duplicate(database_url: str, manifest: dict[str, Any], sha256: str) -> None:
     with connect(database_url) as conn:
         row = conn.execute(
@@ -88,6 +100,7 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
     source = Path(source)
     if not source.is_file():
         raise NotFoundError(f"no archive at {source}")
+    history.require_catalog(settings.database_url)
     runs.refuse_during_restore(settings.database_url, "an import")
     size = source.stat().st_size
     ensure_private_dir(settings.backup_dir)
@@ -102,10 +115,13 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         sha256 = (_take if take else _copy)(source, copy, progress)
         checked = validate(copy, progress)
         manifest = checked.manifest
-        _refuse_duplicate(settings.database_url, manifest, sha256)
-        return _add(settings, copy, sha256, checked, note or
-                    f"imported {source.name} (backup {manifest.get('backup_id')} of "
-                    f"{manifest.get('started_at')})", trigger)
+        with _one_at_a_time(settings.database_url):
+            # an import that died while recording holds no lock: not a duplicate to refuse
+            history.reap_abandoned(settings.database_url, backup_dir=settings.backup_dir)
+            _refuse_duplicate(settings.database_url, manifest, sha256)
+            return _add(settings, copy, sha256, checked, note or
+                        f"imported {source.name} (backup {manifest.get('backup_id')} of "
+                        f"{manifest.get('started_at')})", trigger)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -128,7 +144,8 @@ def _record(settings: Settings, backup_id: str, copy: Path, sha256: str, checked
                          note=note[:500], backup_id=backup_id)
     final: Path | None = None
     try:
-        final = _publish(copy, settings.backup_dir, archive_name(row["started_at"]))
+        final = _publish(copy, settings.backup_dir, archive_name(row["started_at"]),
+                         intend=intending(settings.database_url, row["id"], sha256))
         fsync_dir(settings.backup_dir)
         return history.complete(
             settings.database_url, row["id"], file_name=final.name,

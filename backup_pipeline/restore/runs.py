@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -107,10 +108,11 @@ def restores_using(conn, backup_ids: list[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def running_backups(database_url: str) -> list[dict[str, Any]]:
+def running_backups(database_url: str, backup_dir: Path | None = None) -> list[dict[str, Any]]:
     """Backups other than safety backups still being written (a restore must wait for them);
-    those whose process died are marked failed first."""
-    history.reap_abandoned(database_url)
+    those whose process died are marked failed first (and their unfinished archives in
+    `backup_dir` removed)."""
+    history.reap_abandoned(database_url, backup_dir=backup_dir)
     with connect(database_url) as conn:
         rows = conn.cursor(row_factory=dict_row).execute(
             "SELECT id, backup_type, started_at, dagster_run_id FROM backup.backup_history"

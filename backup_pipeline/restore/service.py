@@ -107,7 +107,7 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
             raise ConfigError("the catalog has no restore table: run 'backup-pipeline migrate'")
     runs.reap(settings.database_url, alive)
     if not dry_run:
-        busy = runs.running_backups(settings.database_url)
+        busy = runs.running_backups(settings.database_url, settings.backup_dir)
         if busy:
             raise RestoreBusyError(
                 f"a restore is refused while backup {busy[0]['id']} ({busy[0]['backup_type']}, "

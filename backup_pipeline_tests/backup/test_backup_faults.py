@@ -8,6 +8,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -250,3 +251,90 @@ def test_the_liveness_lock_outlasts_a_server_idle_timeout(app_env: AppEnv):
     finally:
         liveness.release(backup_id)
     assert liveness.abandoned(url, [backup_id]) == [backup_id]
+
+
+KILLED_AFTER_LINK = """
+import os, signal
+from backup_pipeline.backup import service
+from backup_pipeline.settings import Settings
+settings = Settings.from_env()
+plan = service.begin(settings, backup_type="manual", trigger="test")
+service.start_documents(settings, plan)
+dump = service.dump(settings, plan)
+docs = service.finish_documents(settings, plan)
+manifest = service.write_manifest(settings, plan, dump, docs)
+archive = service.assemble(settings, plan, manifest, dump, docs)
+print(plan.backup_id, archive.file_name, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # linked, not yet recorded: what record_backup does next
+"""
+
+KILLED_AFTER_INTENT = """
+import os, signal, sys
+from backup_pipeline.backup import service
+from backup_pipeline.catalog import history
+from backup_pipeline.settings import Settings
+settings = Settings.from_env()
+plan = service.begin(settings, backup_type="manual", trigger="test")
+history.intend_file(settings.database_url, plan.backup_id, sys.argv[1], sys.argv[2])
+print(plan.backup_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # the name was taken: the link would have failed
+"""
+
+
+def _killed(app_env: AppEnv, script: str, *args: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", script, *args], env=app_env.environ(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return done.stdout.split()
+
+
+def test_a_backup_killed_between_link_and_record_leaves_no_archive(app_env: AppEnv):
+    """kill -9 after the archive got its final name but before its row says completed: the next
+    backup reaps the row and removes the archive no completed row names."""
+    kept = service.run_backup(app_env.settings)
+    backup_id, file_name = _killed(app_env, KILLED_AFTER_LINK)
+    assert (app_env.backup_dir / file_name).is_file()
+    assert history.get(app_env.database_url, backup_id)["status"] == "in_progress"
+
+    done = run_cli("--json", "backup", env=app_env.environ())
+
+    assert done.returncode == 0, done.stderr
+    newest = json.loads(done.stdout)
+    row = history.get(app_env.database_url, backup_id)
+    assert row["status"] == "failed" and row["file_name"] is None
+    assert f"its unfinished archive {file_name} was removed" in row["error_message"]
+    assert not (app_env.backup_dir / file_name).exists()
+    completed = [r for r in history.list_page(app_env.database_url)["items"]
+                 if r["status"] == "completed"]
+    assert sorted(r["id"] for r in completed) == sorted([kept["id"], newest["id"]])
+    assert [p for p in leftovers(app_env.backup_dir) if not p.startswith(".")] == \
+        sorted(r["file_name"] for r in completed)
+
+
+def test_the_reaper_removes_only_the_archive_its_backup_linked(app_env: AppEnv):
+    """A backup killed after recording a name whose link then failed (a file not in the
+    catalog had it): its row names that file, but the file is not its archive and stays."""
+    kept = service.run_backup(app_env.settings)
+    foreign = app_env.backup_dir / "motovaultpro_backup_20200101_000000.tar.gz"
+    foreign.write_bytes(b"someone else's file")
+    [backup_id] = _killed(app_env, KILLED_AFTER_INTENT, foreign.name, "ab" * 32)
+    assert history.get(app_env.database_url, backup_id)["file_name"] == foreign.name
+
+    service.run_backup(app_env.settings)
+
+    row = history.get(app_env.database_url, backup_id)
+    assert row["status"] == "failed" and "removed" not in row["error_message"]
+    assert foreign.read_bytes() == b"someone else's file"
+    assert history.get(app_env.database_url, kept["id"])["status"] == "completed"
+    assert (app_env.backup_dir / kept["file_name"]).is_file()
+
+
+def test_a_name_another_row_holds_is_not_recorded(app_env: AppEnv):
+    kept = service.run_backup(app_env.settings)
+    plan = service.begin(app_env.settings, backup_type="manual", trigger="test")
+    try:
+        assert not history.intend_file(app_env.database_url, plan.backup_id,
+                                       kept["file_name"], kept["sha256"])
+        assert history.get(app_env.database_url, plan.backup_id)["file_name"] is None
+    finally:
+        service.give_up(app_env.settings, plan, "test over")

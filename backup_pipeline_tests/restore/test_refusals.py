@@ -109,6 +109,14 @@ def build(tmp: Path, case: str) -> tuple[Path, str | tuple[str, ...]]:
         entry, message = extras[case]
         write_archive(path, manifest, members, [entry])
         return path, message
+    if case == "file_below_file":  # a restore would write a.txt, then fail to make it a dir
+        bad = {**members, "documents/1001/a.txt/b.txt": b"below a file"}
+        write_archive(path, manifest_for(bad), bad)
+        return path, "member 'documents/1001/a.txt/b.txt' lies below 'documents/1001/a.txt'"
+    if case in ("directory_at_file", "directory_below_file"):
+        name = "documents/1001/a.txt" + ("/" if case == "directory_at_file" else "/sub/")
+        write_archive(path, manifest, members, [typed(name, tarfile.DIRTYPE)])
+        return path, f"directory member {name!r} conflicts with the file 'documents/1001/a.txt'"
     if case == "sql_bomb":
         honest = tiny_dump()
         bomb = {**members, mf.DUMP_MEMBER: gz(honest + b" " * (48 << 20), level=1)}
@@ -158,7 +166,7 @@ CASES = ["truncated", "flipped_raw_byte", "flipped_manifest", "flipped_dump",
          "flipped_document", "missing_member", "extra_member", "listed_dotdot", "reserved_name",
          "dotdot", "deep_dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "sql_bomb",
          "pax_bomb", "declared_huge", "shell_escape", "shell_escape_midline", "no_sql_size",
-         "unknown_version"]
+         "unknown_version", "file_below_file", "directory_at_file", "directory_below_file"]
 
 
 def all_paths(root: Path) -> set[str]:
