@@ -30,7 +30,7 @@ from backup_pipeline.restore import runs
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.preview import SPACE_MARGIN, free_bytes
 from backup_pipeline.restore.verify import CheckedArchive, check_archive
-from backup_pipeline.settings import Settings
+from backup_pipeline.settings import DEFAULT_RESTORE_MAX_BYTES, Settings
 
 IMPORT_STAGING = ".import"
 
@@ -59,11 +59,13 @@ def _take(source: Path, target: Path, progress: Progress) -> str:
     return sha256_file(target, on_bytes=progress.add_bytes)
 
 
-def validate(path: Path, progress: Progress | None = None) -> CheckedArchive:
-    """The complete check of an archive from elsewhere; raises ArchiveError naming the problem."""
+def validate(path: Path, progress: Progress | None = None,
+             max_bytes: int = DEFAULT_RESTORE_MAX_BYTES) -> CheckedArchive:
+    """The complete check of an archive from elsewhere; raises ArchiveError naming the problem
+    (one that declares more than `max_bytes` of data is refused before it is unpacked)."""
     progress = progress or Progress()
     progress.set_phase("checking archive")
-    return check_archive(Path(path), on_bytes=progress.add_bytes)
+    return check_archive(Path(path), on_bytes=progress.add_bytes, max_bytes=max_bytes)
 
 
 def _refuse_duplicate(database_url: str, manifest: dict[str, Any], sha256: str) -> None:
@@ -100,7 +102,7 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         progress.set_phase("copying archive")
         copy = staging / "archive.tar.gz"
         sha256 = (_take if take else _copy)(source, copy, progress)
-        checked = validate(copy, progress)
+        checked = validate(copy, progress, max_bytes=settings.max_unpack_bytes)
         manifest = checked.manifest
         _refuse_duplicate(settings.database_url, manifest, sha256)
         return _add(settings, copy, sha256, checked, note or
