@@ -66,13 +66,18 @@ ATTACKS = {
     "reset_role": "RESET ROLE;\nCOPY (SELECT 1) TO PROGRAM 'touch {owned}';\n",
     "session_authorization": "SET SESSION AUTHORIZATION postgres;\n"
                              "COPY (SELECT 1) TO PROGRAM 'touch {owned}';\n",
-    "language_c": "CREATE FUNCTION public.sh() RETURNS integer LANGUAGE c "
-                  "AS '/lib/x86_64-linux-gnu/libc.so.6', 'getpid';\n",
+    # LANGUAGE internal wraps a server function without its EXECUTE check (superuser only)
+    "language_internal": "CREATE FUNCTION public.rf(text, bigint, bigint) RETURNS text "
+                         "LANGUAGE internal STRICT AS 'pg_read_file_off_len';\n"
+                         "CREATE TABLE public.leak AS SELECT public.rf('/etc/hostname', 0, 99);\n",
+    # plpython3u is not installed here (it fails either way); kept for servers that have it
     "language_plpython3u": "CREATE FUNCTION public.py() RETURNS integer LANGUAGE plpython3u "
                            "AS $$ open('{owned}', 'w') $$;\n",
-    "index_expression": (
+    "index_expression": (  # an immutable function may call a volatile one
+        "CREATE FUNCTION public.g() RETURNS void LANGUAGE plpgsql AS $g$"
+        "BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {owned}'''; END $g$;\n"
         "CREATE FUNCTION public.f(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$"
-        "BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {owned}'''; RETURN $1; END $f$;\n"
+        "BEGIN PERFORM public.g(); RETURN $1; END $f$;\n"
         "CREATE INDEX restored_marker_f ON public.restored_marker (public.f(id));\n"),
     "alter_role_superuser": "ALTER ROLE CURRENT_USER SUPERUSER;\n",
     "grant_server_program": "GRANT pg_execute_server_program TO CURRENT_USER;\n",
