@@ -29,8 +29,8 @@ from backup_pipeline_tests.restore.helpers import (
     tree_fingerprint,
     write_archive,
 )
+from backup_pipeline_tests.restore.test_refusals import DOCS
 
-DOCS = {"documents/1001/a.txt": b"alpha\n" * 10, "documents/1002/b.bin": bytes(range(256))}
 
 
 def restore_roles(url: str) -> list[tuple]:
