@@ -32,7 +32,6 @@ from backup_pipeline_tests.restore.helpers import (
 from backup_pipeline_tests.restore.test_refusals import DOCS
 
 
-
 def restore_roles(url: str) -> list[tuple]:
     """Roles named after restores (loaders), and the catalog's records of roles made."""
     with psycopg.connect(url) as conn:
