@@ -8,7 +8,6 @@ import psycopg
 import pytest
 
 from backup_pipeline.postgres import with_database
-from backup_pipeline_tests.conftest import RUN_TAG
 
 
 def role_exists(conn, role: str) -> bool:
@@ -32,8 +31,9 @@ def make_role(pg_server_url):
     yield make
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         names = [r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datallowconn AND datname LIKE %s",
-            (f"bp\\_test\\_{RUN_TAG}\\_%",))]
+            "SELECT d.datname FROM pg_database d WHERE d.datallowconn AND EXISTS ("
+            " SELECT 1 FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid"
+            " WHERE s.dbid = d.oid AND r.rolname = ANY(%s))", (made,))]
         for db in names:
             with psycopg.connect(with_database(pg_server_url, db), autocommit=True) as c:
                 for role in made:
