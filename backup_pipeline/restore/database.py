@@ -85,6 +85,45 @@ def create_database_like(admin: psycopg.Connection, live: str, new: str) -> None
         statement += sql.SQL(" LOCALE_PROVIDER builtin BUILTIN_LOCALE {}").format(
             sql.Literal(locale))
     admin.execute(statement)
+    _copy_properties(admin, live, new, comment, default_acl)
+
+
+def reset_database_like(admin: psycopg.Connection, live: str, new: str) -> None:
+    """The new database's connection limit, privileges, settings and comment made the live
+    one's again, whatever a dump loaded by its owner set on it (its owner must be the live
+    database's owner already)."""
+    row = admin.execute(
+        "SELECT d.datconnlimit, shobj_description(d.oid, 'pg_database'), d.datacl IS NULL"
+        " FROM pg_database d WHERE d.datname = %s", (live,)).fetchone()
+    if row is None:
+        raise RestoreError(f"database {live!r} does not exist")
+    limit, comment, default_acl = row
+    target = sql.Identifier(new)
+    admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true IS_TEMPLATE false"
+                          " CONNECTION LIMIT {}").format(target, sql.Literal(int(limit))))
+    admin.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(target))
+    for (role,) in admin.execute(
+            "SELECT DISTINCT pg_get_userbyid(s.setrole) FROM pg_db_role_setting s"
+            " JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s"
+            " AND s.setrole <> 0", (new,)).fetchall():
+        admin.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+            sql.Identifier(role), target))
+    for (grantee,) in admin.execute(
+            "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)"
+            " END FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s"
+            " AND a.grantee <> d.datdba", (new,)).fetchall():
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {} CASCADE").format(
+            target, sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee)))
+    if default_acl:
+        admin.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO PUBLIC").format(
+            target))
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(target))
+    _copy_properties(admin, live, new, comment, default_acl)
+
+
+def _copy_properties(admin: psycopg.Connection, live: str, new: str, comment: str | None,
+                     default_acl: bool) -> None:
+    """The live database's privileges, settings and comment onto the new one."""
     target = sql.Identifier(new)
     if not default_acl:
         admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(target))
@@ -133,6 +172,8 @@ class PsqlLoader:
         cmd = [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
                "--single-transaction", "-d", conninfo, "-f", "-"]
         self.restricted: bool | None = None
+        self.url = target_url
+        self.deferred: list[bytes] = []  # to run after the commit (restore.roles.RoleSetup)
         self._stderr_path = stderr_path
         self._err = open(stderr_path, "wb")  # noqa: SIM115 - closed by abort
         try:

@@ -32,7 +32,7 @@ from backup_pipeline.restore import runs
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.preview import SPACE_MARGIN, free_bytes
 from backup_pipeline.restore.verify import CheckedArchive, check_archive
-from backup_pipeline.settings import Settings
+from backup_pipeline.settings import DEFAULT_RESTORE_MAX_BYTES, Settings
 
 IMPORT_STAGING = ".import"
 _RECORD_LOCK = 0x6270696D706F7274  # 'bpimport': imports check and record one at a time
@@ -62,11 +62,13 @@ def _take(source: Path, target: Path, progress: Progress) -> str:
     return sha256_file(target, on_bytes=progress.add_bytes)
 
 
-def validate(path: Path, progress: Progress | None = None) -> CheckedArchive:
-    """The complete check of an archive from elsewhere; raises ArchiveError naming the problem."""
+def validate(path: Path, progress: Progress | None = None,
+             max_bytes: int = DEFAULT_RESTORE_MAX_BYTES) -> CheckedArchive:
+    """The complete check of an archive from elsewhere; raises ArchiveError naming the problem
+    (one that declares more than `max_bytes` of data is refused before it is unpacked)."""
     progress = progress or Progress()
     progress.set_phase("checking archive")
-    return check_archive(Path(path), on_bytes=progress.add_bytes)
+    return check_archive(Path(path), on_bytes=progress.add_bytes, max_bytes=max_bytes)
 
 
 @contextmanager
@@ -113,7 +115,7 @@ def import_archive(settings: Settings, source: Path, *, note: str | None = None,
         progress.set_phase("copying archive")
         copy = staging / "archive.tar.gz"
         sha256 = (_take if take else _copy)(source, copy, progress)
-        checked = validate(copy, progress)
+        checked = validate(copy, progress, max_bytes=settings.max_unpack_bytes)
         manifest = checked.manifest
         with _one_at_a_time(settings.database_url):
             # an import that died while recording holds no lock: not a duplicate to refuse

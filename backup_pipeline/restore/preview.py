@@ -10,10 +10,15 @@ from typing import Any
 
 from psycopg import sql
 
-from backup_pipeline.postgres import connect, describe, server_version
+from backup_pipeline.postgres import connect, database_name, describe, server_version
 from backup_pipeline.progress import human_bytes
-from backup_pipeline.restore import database, documents
-from backup_pipeline.restore.verify import CheckedArchive, documents_declared
+from backup_pipeline.restore import database, documents, roles
+from backup_pipeline.restore.errors import RestoreError
+from backup_pipeline.restore.verify import (
+    CheckedArchive,
+    declared_sql_bytes,
+    documents_declared,
+)
 from backup_pipeline.settings import Settings
 
 SPACE_MARGIN = 64 * 1024 * 1024
@@ -38,9 +43,15 @@ def free_bytes(path: Path) -> int:
 
 
 def space_needs(settings: Settings, manifest: dict[str, Any], scope: str,
-                safety_estimate: int = 0) -> list[str]:
-    """Shortfalls of local disk space for staging this archive (empty when it fits)."""
+                safety_estimate: int = 0, database_free: int | None = None) -> list[str]:
+    """Shortfalls of local disk space for staging this archive (empty when it fits), the
+    database server's (`database_free`, when known) against the SQL the manifest declares."""
     short = []
+    if scope in ("database", "both") and database_free is not None:
+        need = declared_sql_bytes(manifest)
+        if need > database_free:
+            short.append(f"the dump declares {human_bytes(need)} of SQL, the database server "
+                         f"has {human_bytes(database_free)} free")
     if scope in ("documents", "both"):
         _, docs_bytes = documents_declared(manifest)
         need, free = docs_bytes + SPACE_MARGIN, free_bytes(
@@ -85,6 +96,8 @@ def build(settings: Settings, *, restore_id: str, backup: dict[str, Any], scope:
         live_lo = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
         newer = _newer_backups(conn, backup["id"], manifest.get("started_at"))
         db_free = database.database_free_bytes(conn, settings.database_url)
+        role_notes = _role_notes(settings, conn, backup, checked) \
+            if scope in ("database", "both") else {"missing": [], "warnings": []}
     tables = []
     for name in sorted(set(checked.tables) | set(live_rows)):
         archive, live = checked.tables.get(name), live_rows.get(name)
@@ -109,9 +122,7 @@ def build(settings: Settings, *, restore_id: str, backup: dict[str, Any], scope:
         warnings.append(f"disk space short: the database server has {human_bytes(db_free)} "
                         f"free, the dump is {human_bytes(checked.sql_bytes)} of SQL and the "
                         "old database is kept until the new one is in place")
-    if backup.get("backup_type") == "uploaded":
-        warnings.append("this archive was uploaded, not made here: its dump is loaded with "
-                        "psql meta-commands disabled")
+    warnings.extend(role_notes.pop("warnings"))
     return {
         "restore_id": restore_id,
         "scope": scope,
@@ -131,8 +142,40 @@ def build(settings: Settings, *, restore_id: str, backup: dict[str, Any], scope:
         "tables": tables,
         "large_objects": {"archive": checked.large_objects, "live": live_lo},
         "documents": docs,
+        "roles": {"named": sorted(checked.roles), **role_notes},
         "warnings": warnings,
     }
+
+
+def _role_notes(settings: Settings, conn, backup: dict[str, Any], checked: CheckedArchive
+                ) -> dict[str, Any]:
+    """Roles the dump names that this server lacks, and for an archive not made here who
+    will own its objects (see restore.roles); with the warnings that say so."""
+    missing = sorted(r for r in checked.roles if not roles.exists(conn, roles.pg_name(r)))
+    notes: dict[str, Any] = {"missing": missing, "warnings": []}
+    if missing:
+        notes["warnings"].append(
+            f"the dump uses {len(missing)} roles this server lacks, which the restore creates "
+            f"(NOLOGIN, no password) before they are named: {', '.join(missing)}")
+    if backup.get("backup_type") != "uploaded":
+        return notes
+    text = ("this archive was not made here (uploaded): psql loads it restricted to SQL, "
+            "connected as a temporary role without superuser or other server-wide rights "
+            "that owns only the new database, so SQL needing more (COPY ... TO PROGRAM, "
+            "server files, untrusted languages, SET ROLE to a superuser) fails the restore")
+    try:
+        owner = roles.content_owner(settings, conn, database_name(settings.database_url))
+    except RestoreError as exc:
+        notes["warnings"].append(f"{text}; the restore would be refused: {exc}")
+        return notes
+    kept = sorted(o for o in checked.owners if o in missing or roles.lendable(conn, o))
+    moved = sorted(set(checked.owners) - set(kept) - {"pg_database_owner"})
+    notes["owner"] = owner
+    notes["warnings"].append(
+        f"{text}; its objects go to {owner}"
+        + (f", except those of {', '.join(kept)}, which keep their owner" if kept else "")
+        + (f" (objects it gives to {', '.join(moved)} go to {owner} too)" if moved else ""))
+    return notes
 
 
 def _cell(value: Any) -> str:

@@ -29,7 +29,7 @@ from backup_pipeline.catalog import history
 from backup_pipeline.errors import ArchiveError, ConfigError
 from backup_pipeline.postgres import connect, database_name, with_database
 from backup_pipeline.progress import Progress
-from backup_pipeline.restore import database, documents, preview, runs
+from backup_pipeline.restore import database, documents, preview, roles, runs
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 from backup_pipeline.restore.settle import (
     RESTORE_STAGING,
@@ -69,6 +69,11 @@ class RestorePlan:
     def trusted(self) -> bool:
         """Archives made here (uploads are not)."""
         return self.backup_type != "uploaded"
+
+    @property
+    def loader_role(self) -> str:
+        """The temporary role that loads an untrusted archive (see restore.roles)."""
+        return roles.LOADER_PREFIX + self.restore_id.replace("-", "")
 
 
 def _plan(settings: Settings, row: dict[str, Any], backup: dict[str, Any], path: Path
@@ -125,6 +130,8 @@ def claim(settings: Settings, backup_id: str, *, dry_run: bool = True, scope: st
             raise RestoreError(message) from exc
         with suppress(OSError, RestoreError, psycopg.Error):
             _sweep_leftovers(settings, plan)
+        with suppress(RestoreError, psycopg.Error):
+            roles.sweep(settings, plan.restore_id)  # after the databases that depend on them
     return plan
 
 
@@ -156,6 +163,8 @@ def cleanup(settings: Settings, plan: RestorePlan, keep: set[str] | None = None)
     if plan.restores_database:
         with suppress(Exception), database.admin_connect(settings.database_url) as admin:
             database.drop(admin, plan.new_database)
+        with suppress(Exception):
+            roles.drop_for_restore(settings, plan.restore_id)
     if plan.documents_staging not in keep:
         shutil.rmtree(plan.documents_staging, ignore_errors=True)
     shutil.rmtree(plan.staging_dir, ignore_errors=True)
@@ -212,14 +221,33 @@ def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = No
         progress.set_phase("verifying archive")
 
         def check_space(manifest: dict[str, Any]) -> None:
-            short = [] if plan.dry_run else preview.space_needs(settings, manifest, plan.scope)
+            if plan.dry_run:
+                return
+            short = preview.space_needs(settings, manifest, plan.scope,
+                                        database_free=_database_free(settings, plan))
             if short:
                 raise RestoreError(f"not enough disk space: {'; '.join(short)}")
             if load_early:
                 _start_load(settings, plan, manifest)
 
-        return check_archive(path, archive_sha256=whole_file_sha256,
-                             on_manifest=check_space, on_bytes=progress.add_bytes)
+        checked = check_archive(path, archive_sha256=whole_file_sha256,
+                                on_manifest=check_space, on_bytes=progress.add_bytes,
+                                max_bytes=settings.max_unpack_bytes)
+        if not plan.dry_run and plan.restores_database and not plan.trusted:
+            _content_owner(settings)  # refused here, before the safety backup, if it must be
+        return checked
+
+
+def _content_owner(settings: Settings) -> str:
+    with database.admin_connect(settings.database_url) as admin:
+        return roles.content_owner(settings, admin, database_name(settings.database_url))
+
+
+def _database_free(settings: Settings, plan: RestorePlan) -> int | None:
+    if not plan.restores_database:
+        return None
+    with connect(settings.database_url) as conn:
+        return database.database_free_bytes(conn, settings.database_url)
 
 
 def make_preview(settings: Settings, plan: RestorePlan, checked: CheckedArchive
@@ -270,6 +298,10 @@ def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive
         if database.has_catalog_schema(target):
             raise RestoreError("the archive's dump creates schema backup, which is reserved "
                                "for the catalog")
+        if not plan.trusted:
+            roles.run_deferred(loader.url, loader.deferred)
+            roles.hand_over(settings, plan.loader_role, _content_owner(settings),
+                            database_name(settings.database_url), plan.new_database)
         return plan.new_database
 
 
@@ -280,7 +312,11 @@ def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
     """Create the new database and stage the archive in one more pass: the dump's SQL streams
     from the archive through the scanner straight into psql, and the documents (after the dump
     in the archive) are written to their staging folder while psql builds the indexes.
-    Returns psql with its input still open (not committed), or None for documents only."""
+    Returns psql with its input still open (not committed), or None for documents only.
+
+    An archive the catalog did not make is loaded by psql connected as a temporary role of
+    its own, owner of the new database (restore.roles); the roles the dump names are met as
+    its statements pass (created when missing, lent to that role or the statement left out)."""
     ensure_private_dir(settings.backup_dir / RESTORE_STAGING)
     os.mkdir(plan.staging_dir, 0o700)
     documents_to = None
@@ -288,6 +324,8 @@ def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
         documents_to = Path(plan.documents_staging)
         documents_to.parent.mkdir(parents=True, exist_ok=True)
     loader = None
+    setup = roles.RoleSetup(settings, plan.restore_id,
+                            None if plan.trusted else plan.loader_role)
     try:
         if plan.restores_database:
             live = database_name(settings.database_url)
@@ -295,9 +333,13 @@ def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
                 if database.exists(admin, plan.new_database):
                     raise RestoreError(f"database {plan.new_database} already exists")
                 database.create_database_like(admin, live, plan.new_database)
-            loader = database.PsqlLoader(
-                settings, with_database(settings.database_url, plan.new_database),
-                Path(plan.staging_dir) / "psql.stderr")
+            target = with_database(settings.database_url, plan.new_database)
+            if not plan.trusted:
+                _content_owner(settings)  # the load waits for none it would have to refuse
+                target = roles.create_loader(settings, plan.restore_id, plan.loader_role,
+                                             plan.new_database)
+            loader = database.PsqlLoader(settings, target,
+                                         Path(plan.staging_dir) / "psql.stderr")
             if on_loader is not None:
                 on_loader(loader)
 
@@ -307,11 +349,16 @@ def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
         stage_archive(Path(plan.archive_path), manifest,
                       sql_to=loader.write if loader else None, before_sql=begin,
                       documents_to=documents_to, archive_sha256=plan.archive_sha256,
-                      on_bytes=on_bytes)
+                      on_bytes=on_bytes, leave_out=setup.statement if loader else None,
+                      max_bytes=settings.max_unpack_bytes)
     except BaseException:
         if loader is not None:
             loader.abort()
         raise
+    finally:
+        setup.close()
+    if loader is not None:
+        loader.deferred = setup.deferred
     return loader
 
 
@@ -483,6 +530,9 @@ def finish(settings: Settings, plan: RestorePlan) -> dict[str, Any]:
             warnings.append(f"the previous database is kept as {plan.old_database} "
                             f"({describe_error(exc)}); drop it when no longer needed")
     shutil.rmtree(plan.staging_dir, ignore_errors=True)
+    if plan.restores_database:
+        with suppress(Exception):
+            roles.forget_created(settings, plan.restore_id)
     runs.update(settings.database_url, plan.restore_id, state="completed", step="done",
                 warnings=warnings)
     return runs.get(settings.database_url, plan.restore_id)

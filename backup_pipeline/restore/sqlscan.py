@@ -16,6 +16,7 @@ restricted mode (see database.PsqlLoader), which holds even where this lexer and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backup_pipeline.errors import ArchiveError
@@ -57,10 +58,13 @@ class ScanResult:
 class DumpScanner:
     """Feed the decompressed SQL in chunks of any size; `finish()` at the end.
 
-    Raises ArchiveError on the first psql meta-command, naming its line."""
+    Raises ArchiveError on the first psql meta-command, naming its line. `on_statement` (if
+    any) sees every statement ended by `;` outside parentheses: its text with comments left
+    out (at most MAX_STATEMENT_HEAD bytes) and the offset just after its `;`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_statement: Callable[[bytes, int], None] | None = None) -> None:
         self.result = ScanResult()
+        self.on_statement = on_statement
         self._buf = b""
         self._base = 0  # offset of _buf[0] in the whole SQL stream
         self._line = 1
@@ -215,6 +219,8 @@ class DumpScanner:
         head = bytes(self._head)
         self._head.clear()
         self._prev = b";"
+        if self.on_statement is not None:
+            self.on_statement(head, self._base + i + 1)
         copy = _COPY_FROM_STDIN.match(head)
         if _LO_CREATE.match(head):
             self.result.large_objects += 1

@@ -3,8 +3,9 @@
 Builds on archive.reader.iter_members (manifest first, safe names, regular files only, sizes,
 nothing unlisted, nothing missing) and adds what a restore and an import need: the whole file's
 sha256 against the catalog, every member's sha256, the dump complete (gzip, pg_dump's
-completion line), its SQL bounded by the size the manifest declares (a gzip bomb stops there)
-and read as psql would read it (sqlscan).
+completion line), its SQL bounded by the size the manifest declares and by a bound the archive
+cannot set (RESTORE_MAX_BYTES: a gzip bomb stops there), read as psql would read it (sqlscan),
+and the roles it names (rolerefs).
 
 `check_archive` stages nothing. A restore stages with `stage_archive`, which reads the archive
 again and checks it all again as it goes (what is staged is what was checked, even if the file
@@ -31,10 +32,15 @@ from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
 from backup_pipeline.archive.writer import CHUNK
 from backup_pipeline.errors import ArchiveError
+from backup_pipeline.restore.rolerefs import RoleCollector
 from backup_pipeline.restore.sqlscan import DumpScanner, ScanResult
+from backup_pipeline.settings import DEFAULT_RESTORE_MAX_BYTES as DEFAULT_MAX_BYTES
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# CheckedSql keeps this much of the checked SQL back from psql, so a statement the loader
+# must leave out is still whole in its hands when the scanner finds its end.
+HOLD_BACK = 64 * 1024
 
 
 @dataclass
@@ -47,6 +53,8 @@ class CheckedArchive(reader.VerifyReport):
     restrict_lines: list[tuple[int, int]] = field(default_factory=list)
     documents: int = 0
     documents_bytes: int = 0
+    roles: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)
 
 
 def declared_sql_bytes(manifest: dict[str, Any]) -> int:
@@ -56,6 +64,19 @@ def declared_sql_bytes(manifest: dict[str, Any]) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ArchiveError("manifest.json does not declare the dump's SQL size (source.sql_bytes)")
     return value
+
+
+def unpack_limit(manifest: dict[str, Any], max_bytes: int) -> int:
+    """Refuse an archive that declares more data than `max_bytes` (a bound of this system,
+    not of the archive); the limit for the dump's SQL: what it declares."""
+    sql_bytes = declared_sql_bytes(manifest)
+    _, docs_bytes = documents_declared(manifest)
+    if sql_bytes + docs_bytes > max_bytes:
+        raise ArchiveError(
+            f"the archive declares {sql_bytes + docs_bytes} bytes of data ({sql_bytes} of SQL, "
+            f"{docs_bytes} of documents), more than the {max_bytes} a restore may unpack here "
+            "(RESTORE_MAX_BYTES): refusing it")
+    return min(sql_bytes, max_bytes)
 
 
 def documents_declared(manifest: dict[str, Any]) -> tuple[int, int]:
@@ -167,8 +188,9 @@ class _Handover:
             pass
 
 
-def _scan_dump(handover: _Handover, limit: int) -> tuple[int, ScanResult]:
-    scanner = DumpScanner()
+def _scan_dump(handover: _Handover, limit: int, roles: RoleCollector
+               ) -> tuple[int, ScanResult]:
+    scanner = DumpScanner(on_statement=roles.feed)
     sql = DumpSql(handover.read, limit)
     try:
         for chunk in sql:
@@ -184,13 +206,15 @@ def check_archive(
     archive_sha256: str | None = None,
     on_manifest: Callable[[dict[str, Any]], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> CheckedArchive:
     """Read every member once: sha256 against the manifest (and with `archive_sha256`, the
     whole file's against it), the dump decompressed (bounded) and scanned. Stages nothing.
 
     Three threads share the work (both cores busy): this one reads the archive and hashes
     its members, one inflates and scans the dump as it is handed over, one hashes the file.
-    `on_manifest` sees the manifest before any member data is read (space checks go there).
+    `on_manifest` sees the manifest before any member data is read (space checks go there);
+    an archive declaring more than `max_bytes` is refused before then.
     Raises ArchiveError on the first problem."""
     path = Path(path)
     result: CheckedArchive | None = None
@@ -198,7 +222,7 @@ def check_archive(
         whole = pool.submit(reader.sha256_file, path) if archive_sha256 else None
         for manifest, member in reader.iter_members(path):
             if result is None:
-                limit = declared_sql_bytes(manifest)
+                limit = unpack_limit(manifest, max_bytes)
                 if on_manifest is not None:
                     on_manifest(manifest)
                 result = CheckedArchive(str(path), manifest)
@@ -208,7 +232,8 @@ def check_archive(
                 result.documents_bytes += member.size
                 continue
             handover = _Handover()
-            scanned = pool.submit(_scan_dump, handover, limit)
+            roles = RoleCollector()
+            scanned = pool.submit(_scan_dump, handover, limit, roles)
             try:
                 _copy_member(member, result, handover.queue.put, on_bytes)
             finally:
@@ -217,6 +242,7 @@ def check_archive(
             result.tables = scan.tables
             result.large_objects = scan.large_objects
             result.restrict_lines = scan.restrict_lines
+            result.roles, result.owners = roles.named, roles.owners
             result.dump_complete = True
         if result is None:
             raise ArchiveError(f"{path.name} has no members")
@@ -244,30 +270,48 @@ def _copy_member(member: reader.Member, result: CheckedArchive,
 
 
 class CheckedSql:
-    """Hands the dump's SQL on to `write` only as far as the scanner has passed it: what it
-    holds back is the few bytes the scanner still looks at. pg_dump's own
-    `\\restrict`/`\\unrestrict` lines (found by the scanner) are left out: a loader that needs
-    them runs psql restricted with a key of its own. `before` (if any) sees the scan so far just
-    before the first byte is handed on (by then pg_dump's `\\restrict` line, at its top, is
-    known)."""
+    """Hands the dump's SQL on to `write` only as far as the scanner has passed it, less the
+    last HOLD_BACK bytes until the end. pg_dump's own `\\restrict`/`\\unrestrict` lines (found
+    by the scanner) are left out: a loader that needs them runs psql restricted with a key of
+    its own. So is every statement for which `leave_out(text)` (if any) says so, called before
+    the statement reaches psql (it may prepare for it, such as create a role it names); one
+    that is not whole in the bytes held back, or has a comment inside, is refused instead.
+    `before` (if any) sees the scan so far just before the first byte is handed on (by then
+    pg_dump's `\\restrict` line, at its top, is known)."""
 
     def __init__(self, write: Callable[[bytes], Any],
-                 before: Callable[[ScanResult], None] | None = None) -> None:
-        self.scanner = DumpScanner()
+                 before: Callable[[ScanResult], None] | None = None,
+                 leave_out: Callable[[bytes], bool] | None = None) -> None:
+        self.scanner = DumpScanner(on_statement=self._statement if leave_out else None)
         self._write = write
         self._before = before
+        self._leave_out = leave_out
+        self._skips: list[tuple[int, int]] = []
         self._pending = bytearray()
         self._sent = 0  # offset in the SQL of _pending[0]
 
     def feed(self, data: bytes) -> None:
         self._pending += data
         self.scanner.feed(data)  # raises on a meta-command: nothing after the last pass left
-        self._send(self.scanner.checked_bytes)
+        hold = HOLD_BACK if self._leave_out else 0
+        self._send(max(self._sent, self.scanner.checked_bytes - hold))
 
     def finish(self) -> ScanResult:
         result = self.scanner.finish()
         self._send(self._sent + len(self._pending))
         return result
+
+    def _statement(self, head: bytes, end: int) -> None:
+        if not self._leave_out(head):
+            return
+        text = head.strip()
+        start = end - 1 - len(text)
+        at = start - self._sent
+        if at < 0 or self._pending[at:at + len(text) + 1] != text + b";":
+            shown = " ".join(text[:120].decode("utf-8", "replace").split())
+            raise ArchiveError(f"the dump's statement {shown!r} must be left out of this load, "
+                               "but it is not in the plain form pg_dump writes")
+        self._skips.append((start, end))
 
     def _send(self, upto: int) -> None:
         n = upto - self._sent
@@ -280,15 +324,16 @@ class CheckedSql:
         del self._pending[:n]
         self._sent = upto
         pos = 0
-        for a, b in self.scanner.result.restrict_lines:
+        for a, b in sorted(self.scanner.result.restrict_lines + self._skips):
             a, b = max(a, start) - start, min(b, upto) - start
-            if a >= b:
+            if a >= b or b <= pos:
                 continue
             if a > pos:
                 self._write(chunk[pos:a])
-            pos = b
+            pos = max(pos, b)
         if pos < len(chunk):
             self._write(chunk[pos:])
+        self._skips = [r for r in self._skips if r[1] > upto]
 
 
 def stage_archive(
@@ -300,24 +345,27 @@ def stage_archive(
     documents_to: Path | None = None,
     archive_sha256: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    leave_out: Callable[[bytes], bool] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> None:
     """Read the archive again and stage it, checking everything again on the way: the
     manifest must be `manifest` (the one verified), every member its sha256, the whole file
     `archive_sha256`. The dump's SQL goes to `sql_to` through CheckedSql (nothing the scanner
-    has not passed; `before_sql` as there); the documents are written below `documents_to` (a
+    has not passed; `before_sql` and `leave_out` as there), bounded as in check_archive by
+    `max_bytes`; the documents are written below `documents_to` (a
     directory that must not exist yet). A problem raises ArchiveError at once; the caller then
     discards what was staged (and stops psql before it has read anything more)."""
     path = Path(path)
     archive_digest = hashlib.sha256() if archive_sha256 else None
     seen = CheckedArchive(str(path), manifest)
-    limit = declared_sql_bytes(manifest)
+    limit = unpack_limit(manifest, max_bytes)
     writer = DocumentsWriter(documents_to) if documents_to is not None else None
     try:
         for found, member in reader.iter_members(path, archive_digest):
             if found != manifest:
                 raise ArchiveError(f"{path.name} changed after it was verified")
             if member.name == mf.DUMP_MEMBER:
-                _stage_dump(member, seen, limit, sql_to, before_sql, on_bytes)
+                _stage_dump(member, seen, limit, sql_to, before_sql, leave_out, on_bytes)
             elif writer is not None:
                 _stage_document(member, seen, writer, on_bytes)
             else:
@@ -332,13 +380,14 @@ def stage_archive(
 def _stage_dump(member: reader.Member, seen: CheckedArchive, limit: int,
                 sql_to: Callable[[bytes], Any] | None,
                 before_sql: Callable[[ScanResult], None] | None,
+                leave_out: Callable[[bytes], bool] | None,
                 on_bytes: Callable[[int], None] | None) -> None:
     if sql_to is None:
         _copy_member(member, seen, None, on_bytes)
         return
     digest = hashlib.sha256()
     sql = DumpSql(member.stream.read, limit, digest)
-    forward = CheckedSql(sql_to, before_sql)
+    forward = CheckedSql(sql_to, before_sql, leave_out)
     for chunk in sql:
         forward.feed(chunk)
         if on_bytes is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,8 +25,8 @@ from backup_pipeline.errors import ArchiveError
 from backup_pipeline.restore import importer, service
 from backup_pipeline.restore.errors import RestoreBusyError, RestoreError
 from backup_pipeline_tests.conftest import psql
-from backup_pipeline_tests.helpers import CLI
-from backup_pipeline_tests.restore.helpers import database_fingerprint, tree_fingerprint
+from backup_pipeline_tests.helpers import CLI, schema_dump, table_fingerprints
+from backup_pipeline_tests.restore.helpers import tree_fingerprint
 from backup_pipeline_tests.restore.test_refusals import build
 
 
@@ -35,12 +36,19 @@ def catalog_state(settings) -> tuple:
     return sorted(r["id"] for r in rows), files
 
 
-def test_import_then_restore_an_uploaded_archive(app_env, tmp_path, capsys):
-    settings = app_env.settings
+def test_import_then_restore_an_uploaded_archive(app_env, tmp_path, capsys, make_role,
+                                                 monkeypatch):
+    """pagila's objects belong to a superuser: restored from an import, they belong to
+    RESTORE_UNTRUSTED_OWNER (test_untrusted has the details); schema and data are the same."""
+    owner = make_role("owner")
+    monkeypatch.setenv("RESTORE_UNTRUSTED_OWNER", owner)
+    settings = dataclasses.replace(app_env.settings, untrusted_owner=owner)
     url = settings.database_url
+    # pagila gives schema public to postgres; restored, it stays pg_database_owner's as made
+    psql(url, "-c", "ALTER SCHEMA public OWNER TO pg_database_owner")
     made_elsewhere = run_backup(settings)
     exported = shutil.copy(settings.backup_dir / made_elsewhere["file_name"], tmp_path)
-    state = database_fingerprint(url), tree_fingerprint(settings.documents_dir)
+    state = schema_dump(url), table_fingerprints(url), tree_fingerprint(settings.documents_dir)
     history.delete(url, made_elsewhere["id"])
     (settings.backup_dir / made_elsewhere["file_name"]).unlink()
 
@@ -59,7 +67,8 @@ def test_import_then_restore_an_uploaded_archive(app_env, tmp_path, capsys):
     (settings.documents_dir / "1001" / "photo.jpg").unlink()
     result = service.run_restore(settings, record["id"], dry_run=False)
     assert result["state"] == "completed"
-    assert (database_fingerprint(url), tree_fingerprint(settings.documents_dir)) == state
+    assert (schema_dump(url), table_fingerprints(url),
+            tree_fingerprint(settings.documents_dir)) == state
 
 
 @pytest.mark.parametrize("case", ["truncated", "flipped_dump", "extra_member", "dotdot",

@@ -3,6 +3,7 @@ folder as they were, and writing nothing outside the restore's staging."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -143,7 +144,7 @@ def build(tmp: Path, case: str) -> tuple[Path, str | tuple[str, ...]]:
         stream = gunzip(path.read_bytes())[: -2 * tarfile.BLOCKSIZE].rstrip(b"\0")
         stream += b"\0" * (-len(stream) % tarfile.BLOCKSIZE)
         path.write_bytes(gz(stream + info.tobuf(tarfile.PAX_FORMAT) + b"\0" * 4096))
-        return path, "not enough disk space"
+        return path, "a restore may unpack here (RESTORE_MAX_BYTES)"
     if case in ("shell_escape", "shell_escape_midline"):
         owned = tmp / "owned"
         line = f"\\! touch {owned}\n" if case == "shell_escape" else \
@@ -224,10 +225,11 @@ def test_archive_replaced_on_disk_is_refused(app_env, tmp_path):
 
 
 @pytest.mark.parametrize("backup_type", ["manual", "uploaded"])
-def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, backup_type):
+def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, backup_type,
+                                                         make_role):
     """The scanner lexes with standard_conforming_strings on; a dump that turns it off can
     hide a line from it. psql then runs restricted, so the command fails instead of running."""
-    settings = app_env.settings
+    settings = dataclasses.replace(app_env.settings, untrusted_owner=make_role("owner"))
     owned = tmp_path / "owned"
     body = ("SET standard_conforming_strings = off;\n"
             "SELECT 'abc\\';\nCOPY public.restored_marker (id) FROM stdin;\n';\n"
