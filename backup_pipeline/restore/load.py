@@ -18,7 +18,7 @@ from backup_pipeline.backup.service import ensure_private_dir
 from backup_pipeline.errors import ArchiveError
 from backup_pipeline.postgres import database_name, with_database
 from backup_pipeline.progress import Progress
-from backup_pipeline.restore import database, preview
+from backup_pipeline.restore import database, preview, siblings
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.plan import RestorePlan, failing, keep_background, take_background
 from backup_pipeline.restore.settle import RESTORE_STAGING
@@ -111,6 +111,7 @@ def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
             with database.admin_connect(settings.database_url) as admin:
                 if database.exists(admin, plan.new_database):
                     raise RestoreError(f"database {plan.new_database} already exists")
+                siblings.record(settings.database_url, plan.new_database, plan.restore_id)
                 database.create_database_like(admin, live, plan.new_database)
             loader = database.PsqlLoader(
                 settings, with_database(settings.database_url, plan.new_database),

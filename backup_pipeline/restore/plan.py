@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from backup_pipeline.backup.service import describe_error
 from backup_pipeline.postgres import database_name
-from backup_pipeline.restore import database, documents, runs
+from backup_pipeline.restore import database, documents, runs, siblings
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.settle import RESTORE_STAGING
 from backup_pipeline.settings import Settings
@@ -96,8 +96,8 @@ def cleanup(settings: Settings, plan: RestorePlan, keep: set[str] | None = None)
         return  # a preview stages nothing
     keep = keep or set()
     if plan.restores_database:
-        with suppress(Exception), database.admin_connect(settings.database_url) as admin:
-            database.drop(admin, plan.new_database)
+        with suppress(Exception):  # only if this restore recorded it: it made it
+            siblings.drop_own(settings.database_url, plan.new_database, plan.restore_id)
     if plan.documents_staging not in keep:
         shutil.rmtree(plan.documents_staging, ignore_errors=True)
     shutil.rmtree(plan.staging_dir, ignore_errors=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from backup_pipeline.backup.service import describe_error
 from backup_pipeline.postgres import connect, database_name, with_database
-from backup_pipeline.restore import database, documents, runs
+from backup_pipeline.restore import database, documents, runs, siblings
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.plan import RestorePlan, failing
 from backup_pipeline.restore.settle import mark_closed
@@ -46,7 +46,13 @@ def _swap_database(settings: Settings, plan: RestorePlan, staged: Path, live_doc
     with database.admin_connect(settings.database_url) as admin, \
             connect(settings.database_url) as lock_conn:
         database.lock_catalog(lock_conn)
+        state = lock_conn.execute("SELECT state FROM backup.restore_runs WHERE id = %s",
+                                  (plan.restore_id,)).fetchone()
+        if state is None or state[0] != "running":  # reaped: a backup may have started since
+            raise RestoreError("this restore was marked ended meanwhile (its liveness lock was "
+                               "lost); nothing was swapped")
         database.copy_catalog(settings, settings.database_url, new_url, Path(plan.staging_dir))
+        siblings.record(new_url, plan.old_database, plan.restore_id)  # live once renamed
         database.hold_swap_lock(admin, live)
         closed = mark_closed(Path(plan.staging_dir), live)
         try:
@@ -97,8 +103,8 @@ def finish(settings: Settings, plan: RestorePlan) -> dict[str, Any]:
                             f"({describe_error(exc)}); remove them when no longer needed")
     if drop_old_database:
         try:
-            with database.admin_connect(settings.database_url) as admin:
-                database.drop(admin, plan.old_database)
+            siblings.drop_own(settings.database_url, plan.old_database, plan.restore_id)
+            siblings.forget(settings.database_url, [plan.new_database])  # now the live name
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             warnings.append(f"the previous database is kept as {plan.old_database} "
                             f"({describe_error(exc)}); drop it when no longer needed")
