@@ -61,7 +61,7 @@ def create_backup(
     """Launches `backup_job` through Dagster's GraphQL API. The backup's id is chosen here and
     passed in the run config, so it is known at once: `GET /api/admin/backups/{backup_id}` shows
     it as `pending` until the run has started, then as the catalog records it."""
-    runs.reap(config.settings.database_url, launcher.alive)  # a restore whose run died
+    runs.reap(config.settings.database_url)  # a restore whose process died
     runs.refuse_during_restore(config.settings.database_url, "a backup")
     backup_id = str(uuid.uuid4())
     run_config = {"ops": {"start_backup": {"config": {

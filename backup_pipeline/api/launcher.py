@@ -116,17 +116,6 @@ class DagsterLauncher:
         found = self.runs(run_ids=[run_id], limit=1)
         return found[0] if found else None
 
-    def alive(self, run_id: str | None) -> bool:
-        """Whether a run still goes, for reaping the catalog's restores: when the webserver
-        does not answer, every run counts as going, so nothing is reaped on a guess."""
-        if run_id is None:
-            return True
-        try:
-            run = self.run(run_id)
-        except UnavailableError:
-            return True
-        return run is None or not run.finished
-
     def active_exclusive_run(self) -> RunInfo | None:
         """A backup or restore run that has not ended, if there is one."""
         for run in self.runs(statuses=ACTIVE_STATUSES, limit=100):

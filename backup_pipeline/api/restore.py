@@ -136,7 +136,7 @@ def restore_status(
                     from None
             return _not_started(launcher, restore_id)
     else:
-        runs.reap(url, launcher.alive)
+        runs.reap(url)
         row = runs.latest(url)
         if row is None:
             return {}

@@ -127,24 +127,25 @@ def ensure_private_dir(path: Path) -> None:
 
 def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: str | None = None,
           note: str | None = None, run_id: str | None = None,
-          backup_id: str | None = None,
-          restore_alive: Callable[[str | None], bool] | None = None) -> BackupPlan:
+          backup_id: str | None = None) -> BackupPlan:
     """Record the backup as in progress, then prepare its private staging directory.
 
     Refused while a restore runs (its own safety backup excepted): the restore swaps the
-    database and documents underneath. `restore_alive(run_id)` (from Dagster) lets restores
-    whose run has ended be marked failed first, so one that died does not block backups. What
-    a restore that died mid-swap left is settled first: the live database reopened if it was
-    left closed to connections, the documents put in order before they are read. The
-    backup holds its liveness lock until it ends; backups whose process died unfinished are
-    marked failed, and their staging swept."""
-    if backup_type != "safety":
-        def refuse() -> None:
-            restore_runs.refuse_during_restore(settings.database_url, f"a {backup_type} backup")
+    database and documents underneath; restores whose process died are marked failed first.
+    What a restore that died mid-swap left is settled first: the live database reopened if it
+    was left closed to connections, the documents put in order before they are read. The
+    check for a restore and the insert of the row are under the start lock restores take
+    too. The backup holds its liveness lock until it ends; backups whose process died
+    unfinished are marked failed, and their staging swept."""
+    url = settings.database_url
 
+    def refuse() -> None:
+        if backup_type != "safety":
+            restore_runs.refuse_during_restore(url, f"a {backup_type} backup")
+
+    if backup_type != "safety":
         def check_restores() -> None:
-            if restore_alive is not None:
-                restore_runs.reap(settings.database_url, restore_alive)
+            restore_runs.reap(url)
             refuse()
 
         reopening(settings, check_restores)
@@ -158,11 +159,13 @@ def begin(settings: Settings, *, backup_type: str, trigger: str, schedule_id: st
                               f"{settings.documents_dir} could not be settled "
                               f"({describe_error(exc)}); see README, Restore") from exc
     backup_id = backup_id or str(uuid.uuid4())
-    liveness.hold(settings.database_url, backup_id)  # before the row: never seen unheld
+    liveness.hold(url, backup_id)  # before the row: never seen unheld
     try:
-        row = history.create(settings.database_url, backup_type=backup_type, trigger=trigger,
-                             schedule_id=schedule_id, note=note, dagster_run_id=run_id,
-                             backup_id=backup_id)
+        with liveness.starting(url):
+            refuse()
+            row = history.create(url, backup_type=backup_type, trigger=trigger,
+                                 schedule_id=schedule_id, note=note, dagster_run_id=run_id,
+                                 backup_id=backup_id)
     except BaseException:
         liveness.release(backup_id)
         raise

@@ -8,7 +8,6 @@ from backup_pipeline.cli import dagster_run
 from backup_pipeline.cli.backups import _require_migrated
 from backup_pipeline.cli.output import Result, format_table
 from backup_pipeline.errors import ConfigError
-from backup_pipeline.ops.backup import run_alive
 from backup_pipeline.progress import Progress, TerminalDisplay, human_bytes
 from backup_pipeline.restore import importer, runs
 from backup_pipeline.restore.errors import RestoreError
@@ -98,8 +97,7 @@ def run_status(args) -> Result:
     settings = Settings.from_env()
     if args.id:
         return Result(runs.get(settings.database_url, args.id))
-    with dagster_run.instance() as inst:
-        runs.reap(settings.database_url, run_alive(inst))
+    runs.reap(settings.database_url)
     row = runs.latest(settings.database_url)
     if row is None:
         return Result({"state": None}, "no restore has been run")

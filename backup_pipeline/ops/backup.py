@@ -47,19 +47,6 @@ def _progress(context: dg.OpExecutionContext) -> Progress:
     return Progress(interval=5.0, listeners=[lambda p: context.log.info(p.describe())])
 
 
-def run_alive(instance: dg.DagsterInstance):
-    """Whether a Dagster run is still going; a run this instance does not know counts as
-    going (it may belong to another instance), so only runs known to have ended are reaped."""
-
-    def alive(run_id: str | None) -> bool:
-        if run_id is None:
-            return True
-        run = instance.get_run_by_id(run_id)
-        return run is None or not run.is_finished
-
-    return alive
-
-
 def _mark_skipped(context: dg.OpExecutionContext, reason: str) -> None:
     """Tag the run, so the run list and the notification sensors see it made no backup."""
     context.log.info(f"no backup made: {reason}")
@@ -110,7 +97,7 @@ def start_backup(
     plan = service.begin(
         settings, backup_type=config.backup_type, trigger=config.trigger,
         schedule_id=config.schedule_id, note=config.note, run_id=context.run_id,
-        backup_id=config.backup_id, restore_alive=run_alive(context.instance),
+        backup_id=config.backup_id,
     )
     guard = schedule_lock.current()
     if guard is not None:

@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from backup_pipeline.catalog import history
-from backup_pipeline.ops.backup import _progress, _settings, run_alive
+from backup_pipeline.ops.backup import _progress, _settings
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.storage import StorageResource
 from backup_pipeline.restore import preview as preview_mod
@@ -50,7 +50,7 @@ def start_restore(
     plan = service.claim(
         _settings(database, storage), config.backup_id, dry_run=config.dry_run,
         scope=config.scope, trigger=config.trigger, run_id=context.run_id,
-        alive=run_alive(context.instance), restore_id=config.restore_id,
+        restore_id=config.restore_id,
     )
     context.add_output_metadata({"restore_id": plan.restore_id, "backup_id": plan.backup_id,
                                  "dry_run": plan.dry_run, "scope": plan.scope,

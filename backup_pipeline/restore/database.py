@@ -1,5 +1,6 @@
 """The PostgreSQL side of a restore: a new database beside the live one, loaded by psql in one
-transaction, the catalog carried across, and the names swapped in one transaction.
+transaction that only we commit, the catalog carried across, and the names swapped in one
+transaction.
 
 The live database is never written to except its catalog rows; until the rename commits it is
 exactly as it was, and a failure only has to drop the new database.
@@ -158,9 +159,14 @@ def drop(admin: psycopg.Connection, name: str) -> None:
 
 
 class PsqlLoader:
-    """psql -X -v ON_ERROR_STOP=1 --single-transaction on the new database, fed SQL on stdin by
-    `write` as it is checked. psql commits only when its input ends, in `finish`; `abort` kills
-    it first, so whatever it had read is rolled back (and the database is the caller's to drop).
+    """psql -X -v ON_ERROR_STOP=1 on the new database, fed SQL on stdin by `write` as it is
+    checked, inside a transaction that `begin` opens and only `finish` commits (an explicit
+    COMMIT, written once everything is checked). Not --single-transaction: psql then commits
+    whenever its input ends, also when the process feeding it dies part-way. Here input that
+    ends without our COMMIT ends the session, and the server rolls the transaction back;
+    `abort` kills psql, with the same effect (the database is the caller's to drop). After the
+    COMMIT psql prints a token the SQL cannot know, so a COMMIT that the input swallowed (an
+    unended COPY block or string) is not taken for one that ran.
 
     `begin(restricted=True)`, called before the first write: psql runs restricted to SQL by a
     key the dump cannot know (the dump's own `\\restrict`/`\\unrestrict` lines are left out by
@@ -170,15 +176,18 @@ class PsqlLoader:
     def __init__(self, settings: Settings, target_url: str, stderr_path: Path) -> None:
         conninfo, env = client_env(target_url)
         cmd = [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-               "--single-transaction", "-d", conninfo, "-f", "-"]
+               "-d", conninfo, "-f", "-"]
         self.restricted: bool | None = None
         self.url = target_url
         self.deferred: list[bytes] = []  # to run after the commit (restore.roles.RoleSetup)
+        self.failure = "loading the dump failed, nothing was changed"
         self._stderr_path = stderr_path
+        self._stdout_path = stderr_path.with_suffix(".stdout")
         self._err = open(stderr_path, "wb")  # noqa: SIM115 - closed by abort
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._err, env=env)
+            with open(self._stdout_path, "wb") as out:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out,
+                                             stderr=self._err, env=env)
         except OSError as exc:
             self._err.close()
             raise RestoreError(f"cannot start psql: {exc.strerror}") from None
@@ -188,6 +197,7 @@ class PsqlLoader:
         self.restricted = restricted
         if restricted:
             self.write(f"\\restrict {secrets.token_hex(24)}\n".encode())
+        self.write(b"BEGIN;\n")
 
     def write(self, data: bytes) -> None:
         if self.restricted is None:
@@ -198,8 +208,10 @@ class PsqlLoader:
             self._raise_failure(self.proc.wait())
 
     def finish(self) -> None:
-        """End of input: psql commits and exits. Raises if it failed."""
+        """Commit, end of input: psql exits. Raises if it failed or did not commit."""
+        token = f"committed-{secrets.token_hex(16)}"
         try:
+            self.write(f"COMMIT;\nSELECT '{token}';\n".encode())
             with suppress(BrokenPipeError):
                 self.proc.stdin.close()
             returncode = self.proc.wait()
@@ -207,6 +219,11 @@ class PsqlLoader:
             self.abort()
         if returncode != 0:
             self._raise_failure(returncode)
+        with open(self._stdout_path, "rb") as out:
+            out.seek(max(0, out.seek(0, 2) - 4096))
+            if token.encode() not in out.read():
+                raise RestoreError(f"{self.failure}: the input did not end where a dump ends "
+                                   "(its COMMIT was read as part of it)")
 
     def abort(self) -> None:
         """Kill psql before its input ends (so it never commits); harmless once it exited."""
@@ -219,40 +236,41 @@ class PsqlLoader:
 
     def _raise_failure(self, returncode: int) -> None:
         detail = _stderr_summary(self._stderr_path) or f"exit code {returncode}"
-        raise RestoreError(f"loading the dump failed, nothing was changed: {detail}")
+        raise RestoreError(f"{self.failure}: {detail}")
 
 
 def copy_catalog(settings: Settings, live_url: str, target_url: str, work_dir: Path) -> None:
-    """pg_dump of schema `backup` from the live database, piped into psql on the new one."""
+    """pg_dump of schema `backup` from the live database, loaded into the new one by a
+    PsqlLoader: committed only once pg_dump has ended well, so a restore that dies part-way
+    leaves no partial catalog committed (psql --single-transaction fed by pg_dump directly
+    would commit whatever it read when pg_dump died)."""
     live_conninfo, live_env = client_env(live_url)
-    target_conninfo, target_env = client_env(target_url)
-    dump_err, load_err = work_dir / "catalog-dump.stderr", work_dir / "catalog-load.stderr"
-    with open(dump_err, "wb") as derr, open(load_err, "wb") as lerr:
-        procs: list[subprocess.Popen] = []
-        try:
-            procs.append(subprocess.Popen(
+    dump_err = work_dir / "catalog-dump.stderr"
+    loader = PsqlLoader(settings, target_url, work_dir / "catalog-load.stderr")
+    loader.failure = "copying the catalog failed: psql"
+    try:
+        loader.begin(False)  # our own pg_dump's \restrict lines are for this psql to run
+        with open(dump_err, "wb") as derr:
+            dump = subprocess.Popen(
                 [settings.pg_tool("pg_dump"), "--format=plain", "--no-password",
                  f"--schema={CATALOG_SCHEMA}", "--lock-wait-timeout=30000",
                  f"--dbname={live_conninfo}"],
-                stdout=subprocess.PIPE, stderr=derr, stdin=subprocess.DEVNULL, env=live_env))
-            procs.append(subprocess.Popen(
-                [settings.pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-                 "--single-transaction", "-d", target_conninfo, "-f", "-"],
-                stdin=procs[0].stdout, stdout=subprocess.DEVNULL, stderr=lerr, env=target_env))
-            procs[0].stdout.close()
-            load_rc = procs[1].wait()
-            dump_rc = procs[0].wait()
+                stdout=subprocess.PIPE, stderr=derr, stdin=subprocess.DEVNULL, env=live_env)
+        try:
+            for chunk in iter(lambda: dump.stdout.read(1 << 16), b""):
+                loader.write(chunk)
+            dump_rc = dump.wait()
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-    if dump_rc != 0:
-        raise RestoreError(f"copying the catalog failed: pg_dump: "
-                           f"{_stderr_summary(dump_err) or f'exit code {dump_rc}'}")
-    if load_rc != 0:
-        raise RestoreError(f"copying the catalog failed: psql: "
-                           f"{_stderr_summary(load_err) or f'exit code {load_rc}'}")
+            if dump.poll() is None:
+                dump.kill()
+                dump.wait()
+            dump.stdout.close()
+        if dump_rc != 0:
+            raise RestoreError(f"copying the catalog failed: pg_dump: "
+                               f"{_stderr_summary(dump_err) or f'exit code {dump_rc}'}")
+        loader.finish()
+    finally:
+        loader.abort()
 
 
 def has_catalog_schema(url: str) -> bool:

@@ -2,14 +2,13 @@
 
 A row in state 'pending' or 'running' means its backup is in use. A unique partial index lets
 only one non-dry-run restore be active; a backup or an import asks `refuse_during_restore`
-first. Rows whose Dagster run has ended without finishing them are reaped (marked failed), so a
-crashed run does not block restores forever.
+first. The process running a restore holds its liveness lock (catalog.liveness) from before
+its row is created until the row is finished; rows whose lock is free are reaped (marked
+failed), so a restore whose process died does not block backups and restores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from backup_pipeline.catalog import history
+from backup_pipeline.catalog import history, liveness
 from backup_pipeline.catalog.history import _jsonable, check_migrated, parse_id
 from backup_pipeline.errors import NotFoundError
 from backup_pipeline.postgres import connect
@@ -35,13 +34,6 @@ _COLUMNS = (
     "id, backup_id, safety_backup_id, dry_run, scope, state, step, trigger, dagster_run_id,"
     " error_message, warnings, started_at, finished_at, created_at"
 )
-
-Alive = Callable[[str | None], bool]
-
-
-def _always_alive(run_id: str | None) -> bool:
-    return True
-
 
 def _row(cur) -> dict[str, Any] | None:
     row = cur.fetchone()
@@ -76,21 +68,24 @@ def refuse_during_restore(database_url: str, what: str) -> None:
         raise RestoreBusyError(busy_message(row, what))
 
 
-def reap(database_url: str, alive: Alive) -> list[str]:
-    """Mark failed the active rows whose run has ended without finishing them."""
-    reaped = []
+def reap(database_url: str) -> list[str]:
+    """Mark failed the active rows whose process has ended without finishing them (nobody
+    holds their liveness lock), whatever their Dagster run says."""
     with connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT id, dagster_run_id, step FROM backup.restore_runs"
-            " WHERE state IN ('pending', 'running')").fetchall()
-        for restore_id, run_id, step in rows:
-            if run_id is not None and not alive(run_id):
-                conn.execute(
-                    "UPDATE backup.restore_runs SET state = 'failed', finished_at = now(),"
-                    " error_message = %s WHERE id = %s AND state IN ('pending', 'running')",
-                    (f"interrupted: its Dagster run {run_id} ended during step {step}", restore_id))
-                reaped.append(str(restore_id))
-    return reaped
+        if not _has_table(conn):
+            return []
+        rows = dict(conn.execute(
+            "SELECT id::text, step FROM backup.restore_runs"
+            " WHERE state IN ('pending', 'running')").fetchall())
+    gone = liveness.abandoned(database_url, list(rows), kind="restore") if rows else []
+    with connect(database_url) as conn:
+        for restore_id in gone:
+            conn.execute(
+                "UPDATE backup.restore_runs SET state = 'failed', finished_at = now(),"
+                " error_message = %s WHERE id = %s AND state IN ('pending', 'running')",
+                (f"interrupted: the process running it ended during step {rows[restore_id]}",
+                 restore_id))
+    return gone
 
 
 def restores_using(conn, backup_ids: list[str]) -> set[str]:
@@ -149,17 +144,22 @@ def update(database_url: str, restore_id: str, **fields: Any) -> None:
         raise ValueError(f"unknown restore_runs fields: {sorted(unknown)}")
     values = {k: Jsonb(v) if k in ("warnings", "preview") else v for k, v in fields.items()}
     assignments = ", ".join(f"{name} = %({name})s" for name in sorted(values))
-    finished = ", finished_at = now()" if fields.get("state") in ("completed", "failed") else ""
+    ended = fields.get("state") in ("completed", "failed")
+    finished = ", finished_at = now()" if ended else ""
     with connect(database_url) as conn:
         conn.execute(f"UPDATE backup.restore_runs SET {assignments}{finished}"
                      " WHERE id = %(id)s", {**values, "id": restore_id})
+    if ended:
+        liveness.release(restore_id, kind="restore")  # held since claim, see the module
 
 
 def fail(database_url: str, restore_id: str, message: str) -> None:
     """Mark failed, keeping the step it failed in; never raises (it runs during another
     error)."""
-    with suppress(Exception):  # the catalog itself may be what failed
+    try:
         update(database_url, restore_id, state="failed", error_message=message[:2000])
+    except Exception:  # noqa: BLE001 - the catalog itself may be what failed
+        liveness.release(restore_id, kind="restore")  # this process is done with it anyway
 
 
 def get(database_url: str, restore_id: str) -> dict[str, Any]:

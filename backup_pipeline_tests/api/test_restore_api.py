@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from backup_pipeline.catalog import liveness
 from backup_pipeline.restore import runs
 from backup_pipeline_tests.api.conftest import ApiServer
 from backup_pipeline_tests.api.test_backups_api import (
@@ -32,9 +33,12 @@ def test_restore_requests_answered_at_once(api: ApiServer, app_env: AppEnv):
             # Dagster's webserver is down here
             assert_error(client.post(f"{BASE}/{done}/{action}"), 503, "unavailable")
 
-        # a restore recorded in the catalog: status shows it, and new restores wait for it
+        # a restore recorded in the catalog, its process alive (holding its lock): status
+        # shows it, and new restores wait for it
+        restore_id = str(uuid.uuid4())
+        liveness.hold(url, restore_id, kind="restore")
         row = runs.create(url, backup_id=done, dry_run=False, scope="both", trigger="test",
-                          run_id=None)
+                          run_id=None, restore_id=restore_id)
         status = client.get(STATUS).json()
         assert status["id"] == row["id"] and status["state"] == "running"
         assert client.get(STATUS, params={"restore_id": row["id"]}).json()["id"] == row["id"]
@@ -43,3 +47,4 @@ def test_restore_requests_answered_at_once(api: ApiServer, app_env: AppEnv):
         assert_error(client.post(BASE), 409, "conflict")
         for unknown in (str(uuid.uuid4()), "nope"):
             assert_error(client.get(STATUS, params={"restore_id": unknown}), 404, "not_found")
+        liveness.release(restore_id, kind="restore")

@@ -16,8 +16,10 @@ import pytest
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.archive import reader
+from backup_pipeline.backup.service import ensure_private_dir
 from backup_pipeline.errors import ArchiveError
 from backup_pipeline.postgres import database_name, with_database
+from backup_pipeline.restore import plan as restore_plan
 from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.verify import CheckedArchive, CheckedSql, check_archive
@@ -82,7 +84,7 @@ def test_late_meta_command_is_stopped_before_psql_reads_it(app_env, tmp_path):
         check_archive(archive)  # verify would refuse it; load_database must too, on its own
     before = snapshot(settings)
     plan = service.claim(settings, backup_id, dry_run=False)
-    service.ensure_private_dir(settings.backup_dir / service.RESTORE_STAGING)
+    ensure_private_dir(settings.backup_dir / service.RESTORE_STAGING)
     checked = CheckedArchive(str(archive), manifest_for(members))  # what verify would report
 
     with pytest.raises(RestoreError, match=r"restore failed at step load_database: the database "
@@ -179,7 +181,7 @@ def test_verify_starts_the_load_but_only_load_database_commits_it(app_env, tmp_p
     plan = service.claim(settings, backup_id, dry_run=False)
     checked = service.verify(settings, plan)
     new_url = with_database(settings.database_url, plan.new_database)
-    service._loads[plan.restore_id]._thread.join()  # psql has read the whole dump by now
+    restore_plan._background[plan.restore_id]._thread.join()  # psql has read the whole dump by now
     assert leftover_databases(settings) == [plan.new_database]  # loaded beside the live one
     assert public_tables(new_url) == 0  # but not committed: nothing is visible yet
     assert service.load_database(settings, plan, checked) == plan.new_database
@@ -204,7 +206,7 @@ def test_a_failure_after_verify_stops_the_load_and_drops_it(app_env, tmp_path):
     assert leftover_databases(settings) == []
     assert list((settings.backup_dir / service.RESTORE_STAGING).iterdir()) == []
     assert not Path(plan.documents_staging).exists()
-    assert service._take_load(plan.restore_id) is None
+    assert restore_plan.take_background(plan.restore_id) is None
 
 
 def test_no_sql_from_a_file_the_catalog_does_not_know_reaches_psql(app_env, tmp_path):
