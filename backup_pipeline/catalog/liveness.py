@@ -1,4 +1,5 @@
-"""Whether a backup or restore still running has a process doing it, and one start at a time.
+"""Whether a backup, restore or restore drill still running has a process doing it, and one
+start at a time.
 
 The process doing a backup or restore holds a session advisory lock named after it for as long
 as it works; the server drops it with the session when the process ends, however it ends
@@ -21,7 +22,8 @@ import psycopg
 from backup_pipeline.postgres import connect
 
 # The first key of every backup's (restore's) lock, the second is hashtext(its id).
-_LOCK_CLASSES = {"backup": 0x62707570, "restore": 0x62707273}  # 'bpup', 'bprs'
+_LOCK_CLASSES = {"backup": 0x62707570, "restore": 0x62707273,  # 'bpup', 'bprs'
+                 "drill": 0x62706472}  # 'bpdr': a restore drill (backup_pipeline.drills)
 _START_LOCK = (0x62707374, 0)  # 'bpst': taken by whoever is starting a backup or restore
 _held: dict[tuple[str, str], psycopg.Connection] = {}
 _held_lock = threading.Lock()

@@ -94,7 +94,7 @@ def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive
                            "staging documents")
         background = take_background(plan.restore_id)
         loader = background.wait(progress) if background is not None else \
-            _stage(settings, plan, checked.manifest, on_bytes=progress.add_bytes)
+            stage(settings, plan, checked.manifest, on_bytes=progress.add_bytes)
         if loader is None:
             return None
         if loader.restricted != _restricted(plan, checked):
@@ -113,7 +113,7 @@ def load_database(settings: Settings, plan: RestorePlan, checked: CheckedArchive
         return plan.new_database
 
 
-def _stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
+def stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
            on_bytes: Callable[[int], None] | None = None,
            on_loader: Callable[[database.PsqlLoader], None] | None = None
            ) -> database.PsqlLoader | None:
@@ -176,7 +176,7 @@ class _Stopped(BaseException):
 
 
 class BackgroundLoad:
-    """`_stage` on a thread of its own, started by verify as soon as the manifest passed its
+    """`stage` on a thread of its own, started by verify as soon as the manifest passed its
     checks, so the new database loads while the archive is verified (and the safety backup
     is taken): the load is what takes time, and it only ever writes beside the live system.
     psql's input stays open until load_database commits it; any step that fails stops the
@@ -195,7 +195,7 @@ class BackgroundLoad:
 
     def _run(self, settings: Settings, plan: RestorePlan, manifest: dict[str, Any]) -> None:
         try:
-            self._result = _stage(settings, plan, manifest, on_bytes=self._stopping,
+            self._result = stage(settings, plan, manifest, on_bytes=self._stopping,
                                   on_loader=self._keep)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
             self._error = exc

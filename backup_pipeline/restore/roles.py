@@ -39,6 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from backup_pipeline.catalog import liveness
 from backup_pipeline.postgres import connect, one_line, parse_url, with_database
 from backup_pipeline.restore import database
 from backup_pipeline.restore.errors import RestoreError
@@ -304,23 +305,23 @@ def hand_over(settings: Settings, loader: str, owner: str, live: str, new_databa
     _forget(settings.database_url, loader)
 
 
-def _records(url: str, where: str, args: tuple) -> list[tuple[str, str, str | None]]:
+def _records(url: str, where: str, args: tuple) -> list[tuple[str, str, str | None, str]]:
     with connect(url) as conn:
         if conn.execute("SELECT to_regclass('backup.restore_roles')").fetchone()[0] is None:
             return []
         return conn.execute(
-            "SELECT r.role_name, r.kind, u.state FROM backup.restore_roles r"
+            "SELECT r.role_name, r.kind, u.state, r.restore_id::text FROM backup.restore_roles r"
             " LEFT JOIN backup.restore_runs u ON u.id = r.restore_id WHERE " + where
             + " ORDER BY r.kind DESC, r.role_name", args).fetchall()
 
 
-def _drop_recorded(settings: Settings, rows: list[tuple[str, str, str | None]]) -> None:
+def _drop_recorded(settings: Settings, rows: list[tuple[str, str, str | None, str]]) -> None:
     """Drop the roles recorded; a created role that objects depend on is in use (its restore
     got as far as the swap): it stays, and so does a loader that still owns something."""
     if not rows:
         return
     with database.admin_connect(settings.database_url) as admin:
-        for role, kind, state in rows:
+        for role, kind, state, _owner in rows:
             in_use = kind == "created" and state == "completed"
             if in_use or drop_role(admin, role) or kind == "created":
                 _forget(settings.database_url, role)
@@ -340,6 +341,10 @@ def forget_created(settings: Settings, restore_id: str) -> None:
 
 
 def sweep(settings: Settings, current_restore_id: str) -> None:
-    """What restores that died left (their sibling databases are dropped already)."""
-    _drop_recorded(settings, _records(settings.database_url, "r.restore_id <> %s",
-                                      (current_restore_id,)))
+    """What restores (and restore drills) that died left (their sibling databases are dropped
+    already); a drill still running keeps its roles."""
+    rows = _records(settings.database_url, "r.restore_id <> %s", (current_restore_id,))
+    owners = sorted({row[3] for row in rows})
+    gone = set(liveness.abandoned(settings.database_url, owners, kind="drill")) if owners \
+        else set()
+    _drop_recorded(settings, [row for row in rows if row[3] in gone])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import psycopg
 
+from backup_pipeline.catalog import liveness
 from backup_pipeline.postgres import connect, database_name
 from backup_pipeline.restore import database
 
@@ -51,15 +52,20 @@ def drop_own(url: str, name: str, restore_id: str) -> None:
         forget(url, [name])
 
 
-def sweep(url: str) -> list[str]:
+def sweep(url: str, only: list[str] | None = None) -> list[str]:
     """Drop the recorded databases of restores that are over (a crashed one's leftovers) and
-    forget their records; returns the names dropped (or already gone)."""
+    of restore drills whose process is gone, and forget their records (only those of the
+    restores or drills in `only`, when given); returns the names dropped (or already gone)."""
     live = database_name(url)
     with connect(url) as conn:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM backup.restore_databases WHERE restore_id NOT IN"
+        rows = conn.execute(
+            "SELECT name, restore_id::text FROM backup.restore_databases WHERE restore_id NOT IN"
             " (SELECT id FROM backup.restore_runs WHERE state IN ('pending', 'running'))"
-            " ORDER BY name").fetchall()]
+            " AND (%s::text[] IS NULL OR restore_id::text = ANY(%s::text[]))"
+            " ORDER BY name", (only, only)).fetchall()
+    owners = sorted({owner for _, owner in rows})
+    gone = set(liveness.abandoned(url, owners, kind="drill")) if owners else set()
+    names = [name for name, owner in rows if owner in gone]  # a drill still running keeps its
     if not names:
         return []
     with database.admin_connect(url) as admin:
