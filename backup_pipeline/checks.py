@@ -1,8 +1,10 @@
 """Asset checks on `motovaultpro_backup`: what the asset's Checks tab shows.
 
-`backup_freshness` is evaluated by `backup_freshness_sensor` (which records each result as a
-runless check evaluation) and can also be executed from the UI. The work is in
-`backup_pipeline.health`; this module only translates to and from Dagster.
+`restore_drill` is recorded by drill_job (each drill's result, passed or failed) and can also
+be executed from the UI. `backup_freshness` is evaluated by `backup_freshness_sensor` (which
+records each result as a runless check evaluation) and can also be executed from the UI. The
+work is in `backup_pipeline.health` and `backup_pipeline.drills`; this module only translates
+to and from Dagster.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus as RecordStatus,  # not exported at dagster's top level
 )
 
+from backup_pipeline.drills.service import DrillResult, run_drill
 from backup_pipeline.health.alerts import Evaluation
 from backup_pipeline.health.freshness import evaluate, grace_from_env
 from backup_pipeline.health.report import DrillFacts
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.postgres import connect, one_line
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.storage import StorageResource
 
 FRESHNESS_CHECK = "backup_freshness"
 DRILL_CHECK = "restore_drill"
@@ -73,6 +77,42 @@ def backup_freshness(database: DatabaseResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=not evaluation.late, metadata=freshness_metadata(evaluation),
                                severity=dg.AssetCheckSeverity.ERROR,
                                description=_description(evaluation))
+
+
+def drill_metadata(result: DrillResult) -> dict[str, dg.MetadataValue]:
+    """What the Checks tab shows of a drill; health and metrics read rto_seconds and backup_id."""
+    data = result.as_json()
+    return {
+        "rto_seconds": dg.MetadataValue.float(round(result.rto_seconds, 3)),
+        "backup_id": dg.MetadataValue.text(result.backup_id),
+        "drill_id": dg.MetadataValue.text(result.drill_id),
+        "tables_checked": dg.MetadataValue.int(data["tables_checked"]),
+        "documents_checked": dg.MetadataValue.int(data["documents_checked"]),
+        "counts_in_manifest": dg.MetadataValue.bool(data["counts_in_manifest"]),
+        "mismatches": dg.MetadataValue.int(len(data["mismatches"])),
+        "result": dg.MetadataValue.json(data),
+    }
+
+
+def drill_evaluation(result: DrillResult) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=BACKUP_ASSET, check_name=DRILL_CHECK, passed=result.ok,
+        metadata=drill_metadata(result), severity=dg.AssetCheckSeverity.ERROR,
+        description=result.description)
+
+
+@dg.asset_check(asset=BACKUP_ASSET, name=DRILL_CHECK, blocking=False,
+                description="Restore drill: the newest completed backup restored into a scratch "
+                "database and folder, every table's rows and every document's sha256 compared "
+                "with its manifest, the time taken (RTO) recorded, the scratch copies dropped. "
+                "Run weekly by restore_drill_schedule (DRILL_CRON) as drill_job, which also "
+                "notifies a failure; executing it here only drills.")
+def restore_drill_check(database: DatabaseResource, storage: StorageResource
+                        ) -> dg.AssetCheckResult:
+    result = run_drill(storage.settings(database.url))
+    return dg.AssetCheckResult(passed=result.ok, metadata=drill_metadata(result),
+                               severity=dg.AssetCheckSeverity.ERROR,
+                               description=result.description)
 
 
 def last_drill(instance: dg.DagsterInstance) -> DrillFacts | None:

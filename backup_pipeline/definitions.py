@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from backup_pipeline.checks import backup_freshness
-from backup_pipeline.jobs import backup_job, restore_job, retention_job
+from backup_pipeline.checks import backup_freshness, restore_drill_check
+from backup_pipeline.jobs import backup_job, drill_job, restore_job, retention_job
 from backup_pipeline.ops.backup import BACKUP_ASSET
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.resources.schedule_lock import ScheduleLockResource
@@ -21,8 +21,8 @@ backup_asset = dg.AssetSpec(
 
 defs = dg.Definitions(
     assets=[backup_asset],
-    asset_checks=[backup_freshness],
-    jobs=[backup_job, restore_job, retention_job],
+    asset_checks=[backup_freshness, restore_drill_check],
+    jobs=[backup_job, restore_job, retention_job, drill_job],
     schedules=all_schedules(),
     sensors=email_sensors,
     resources={

@@ -13,6 +13,7 @@ from backup_pipeline.ops.backup import (
     start_backup,
     write_manifest,
 )
+from backup_pipeline.ops.drill import run_restore_drill
 from backup_pipeline.ops.restore import (
     finish_restore,
     load_database,
@@ -77,3 +78,14 @@ def restore_job():
     preview, execute = verify_archive(start_restore())
     preview_restore(preview)
     finish_restore(swap_in(load_database(safety_backup(execute))))
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Restore drill: a backup (default the newest completed one) restored into a "
+    "scratch database and folder and compared with its manifest; records the restore_drill "
+    "check. Never touches the live database or documents, so it waits for no backup.",
+    tags={KIND_TAG: "drill"},  # no database tag: it must not queue behind (or hold up) backups
+)
+def drill_job():
+    run_restore_drill()

@@ -8,13 +8,15 @@ import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
+from dagster._utils.schedules import is_valid_cron_string  # not exported at the top level
 
 from backup_pipeline.errors import ConfigError
-from backup_pipeline.jobs import backup_job, retention_job
+from backup_pipeline.jobs import backup_job, drill_job, retention_job
 from backup_pipeline.resources.database import DatabaseResource
 from backup_pipeline.scheduling import catalog, slots
 
 RETENTION_CRON = "0 4 * * *"
+DRILL_CRON = "0 5 * * 0"  # Sundays 05:00; DRILL_CRON overrides
 SCHEDULE_ID_TAG = "backup_pipeline/schedule_id"
 SCHEDULE_NAME_TAG = "backup_pipeline/schedule_name"
 SLOT_TIME_TAG = "backup_pipeline/slot_time"
@@ -63,6 +65,26 @@ def backup_schedule(frequency: str, timezone: str) -> dg.ScheduleDefinition:
     return _schedule
 
 
+def drill_cron() -> str:
+    cron = os.environ.get("DRILL_CRON", "").strip() or DRILL_CRON
+    if not is_valid_cron_string(cron):
+        raise ConfigError(f"DRILL_CRON={cron!r} is not a cron expression (for example "
+                          f"{DRILL_CRON!r}: Sundays at 05:00)")
+    return cron
+
+
+def drill_schedule(timezone: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="restore_drill_schedule",
+        cron_schedule=drill_cron(),
+        job=drill_job,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="The restore drill of the newest completed backup (DRILL_CRON, weekly by "
+        "default): its result is the restore_drill check on motovaultpro_backup.",
+    )
+
+
 def all_schedules() -> list[dg.ScheduleDefinition]:
     timezone = execution_timezone()
     retention = dg.ScheduleDefinition(
@@ -74,4 +96,5 @@ def all_schedules() -> list[dg.ScheduleDefinition]:
         description="The daily retention sweep over every schedule (the safety net behind the "
         "retention that follows each scheduled backup).",
     )
-    return [backup_schedule(f, timezone) for f in catalog.FREQUENCIES] + [retention]
+    return [backup_schedule(f, timezone) for f in catalog.FREQUENCIES] + [
+        retention, drill_schedule(timezone)]

@@ -1,5 +1,6 @@
-"""Notification sensors: success and failure of backup_job and restore_job, the delivery of
-the outbox (mail and notification URLs), and the freshness of the backups.
+"""Notification sensors: success and failure of backup_job and restore_job, failed drill_job
+runs, the delivery of the outbox (mail and notification URLs), and the freshness of the
+backups.
 
 The run-status sensors monitor all code locations and filter on the job name themselves: runs
 made by `execute_in_process` (the CLI) carry no code location origin, and a sensor with
@@ -25,6 +26,7 @@ from backup_pipeline.health.freshness import grace_from_env
 from backup_pipeline.notifications import service
 from backup_pipeline.notifications.facts import (
     BACKUP_JOB,
+    DRILL_JOB,
     JOB_FAMILIES,
     KINDS,
     RESTORE_JOB,
@@ -143,6 +145,7 @@ backup_success_email_sensor = _run_sensor(BACKUP_JOB, "success")
 backup_failure_email_sensor = _run_sensor(BACKUP_JOB, "failure")
 restore_success_email_sensor = _run_sensor(RESTORE_JOB, "success")
 restore_failure_email_sensor = _run_sensor(RESTORE_JOB, "failure")
+drill_failure_email_sensor = _run_sensor(DRILL_JOB, "failure")
 
 
 def stopped_sensors(instance: dg.DagsterInstance) -> set[str]:
@@ -156,13 +159,14 @@ def stopped_sensors(instance: dg.DagsterInstance) -> set[str]:
 
 def unhandled_runs(instance: dg.DagsterInstance, database_url: str, *, ended_before: datetime,
                    ended_after: datetime) -> list[dg.DagsterRun]:
-    """Finished backup_job and restore_job runs in the window with no notification decision
-    yet, except those whose run-status sensor is turned off."""
+    """Finished backup_job and restore_job runs (and failed drill_job runs) in the window with
+    no notification decision yet, except those whose run-status sensor is turned off."""
     stopped = stopped_sensors(instance)
     found: list[dg.DagsterRun] = []
-    for job_name in (BACKUP_JOB, RESTORE_JOB):
+    for job_name, statuses in ((BACKUP_JOB, _STATUSES), (RESTORE_JOB, _STATUSES),
+                               (DRILL_JOB, {"failure": _STATUSES["failure"]})):
         records = instance.get_run_records(
-            filters=dg.RunsFilter(job_name=job_name, statuses=list(_STATUSES.values()),
+            filters=dg.RunsFilter(job_name=job_name, statuses=list(statuses.values()),
                                   updated_after=ended_after),
             limit=200,
         )
@@ -257,6 +261,7 @@ email_sensors = [
     backup_failure_email_sensor,
     restore_success_email_sensor,
     restore_failure_email_sensor,
+    drill_failure_email_sensor,
     email_outbox_sensor,
     backup_freshness_sensor,
 ]

@@ -17,6 +17,11 @@ def test_definitions_load():
     assert dg.AssetKey("motovaultpro_backup") in asset_keys
     checks = set(repo.asset_graph.asset_check_keys)
     assert dg.AssetCheckKey(dg.AssetKey("motovaultpro_backup"), "backup_freshness") in checks
+    assert dg.AssetCheckKey(dg.AssetKey("motovaultpro_backup"), "restore_drill") in checks
+    assert repo.get_job("drill_job").executor_def is dg.in_process_executor
+    drill = repo.get_schedule_def("restore_drill_schedule")
+    assert drill.job_name == "drill_job" and drill.cron_schedule == "0 5 * * 0"
+    assert drill.default_status == dg.DefaultScheduleStatus.RUNNING
     sensor = repo.get_sensor_def("backup_freshness_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert 60 <= sensor.minimum_interval_seconds <= 600

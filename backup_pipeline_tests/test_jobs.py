@@ -11,8 +11,15 @@ def test_every_job_carries_the_queue_tags():
         if job.name.startswith("__"):  # Dagster's implicit asset job
             continue
         assert job.run_tags.get(KIND_TAG), job.name
-        assert job.run_tags.get(DATABASE_TAG), job.name
+        if job.name != "drill_job":
+            assert job.run_tags.get(DATABASE_TAG), job.name
     assert defs.get_job_def("backup_job").run_tags[KIND_TAG] == "backup"
+
+
+def test_a_drill_does_not_queue_behind_backups():
+    """It touches no live data: without the database tag it neither waits for a backup nor
+    holds one up in the run queue."""
+    assert defs.get_job_def("drill_job").run_tags == {KIND_TAG: "drill"}
 
 
 @pytest.mark.parametrize(("url", "database"), [

@@ -1,6 +1,7 @@
 """What a notification says about a finished run, read from the catalog (not from logs).
 
-`backup_job` runs are described by their `backup.backup_history` row. `restore_job` runs by their
+`backup_job` runs are described by their `backup.backup_history` row, `drill_job` runs by the
+backup they drilled and their error. `restore_job` runs by their
 `backup.restore_runs` row when that table exists (columns backup_id, safety_backup_id, state,
 step, error_message, dagster_run_id), otherwise by the run's config. Dagster contributes only what
 the catalog cannot know: which step failed first and its error, when the catalog has none.
@@ -17,8 +18,10 @@ from psycopg.rows import dict_row
 
 BACKUP_JOB = "backup_job"
 RESTORE_JOB = "restore_job"
-JOB_FAMILIES = {BACKUP_JOB: "backup", RESTORE_JOB: "restore"}
-KINDS = ("backup_success", "backup_failure", "restore_success", "restore_failure")
+DRILL_JOB = "drill_job"
+JOB_FAMILIES = {BACKUP_JOB: "backup", RESTORE_JOB: "restore", DRILL_JOB: "drill"}
+KINDS = ("backup_success", "backup_failure", "restore_success", "restore_failure",
+         "drill_failure")  # a drill that passed is recorded as its check, not mailed
 
 
 @dataclass(frozen=True)
@@ -189,3 +192,8 @@ def restore_facts(conn: psycopg.Connection, run: FinishedRun) -> RestoreFacts:
         error=row.get("error_message"),
         source=source,
     )
+
+
+def drilled_backup(conn: psycopg.Connection, run: FinishedRun) -> dict[str, Any] | None:
+    """The backup a drill_job run was given (None: it drilled the newest completed one)."""
+    return backup_by_id(conn, find_in_config(run.run_config, "backup_id"))

@@ -124,6 +124,20 @@ def restore_email(run: FinishedRun, facts: RestoreFacts, *, database: str, url: 
     return Email(subject, body + "\n")
 
 
+def drill_email(run: FinishedRun, backup: dict[str, Any] | None, *, database: str,
+                url: str) -> Email:
+    """A failed restore drill: the backup may not restore as it was made."""
+    error = run.error or "the run failed (no error recorded)"
+    return Email(f"Restore drill FAILED ({database}): {_short(error)}", _fields([
+        ("Result", "restore drill failed: the backup did not restore into a scratch database "
+                   "as its manifest says (live data untouched)"),
+        ("Database", database),
+        ("Backup", _backup_name(backup, None) if backup else "the newest completed backup"),
+        ("Error", error),
+        ("Run", url),
+    ]) + "\n")
+
+
 def _short(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,6 +25,7 @@ from backup_pipeline.notifications.render import (
     Email,
     backup_email,
     build_message,
+    drill_email,
     restore_email,
     run_url,
 )
@@ -104,6 +105,8 @@ def _why_not(run: FinishedRun, s: notification_settings.NotificationSettings,
              mail_configured: bool) -> str | None:
     if not s.email_enabled:
         return "email notifications are off (setting email_enabled=false)"
+    if run.succeeded and run.job_name == run_facts.DRILL_JOB:
+        return "a restore drill that passed is recorded as its check, not mailed"
     if run.succeeded and not s.notify_on_success:
         return "success mails are off (setting notify_on_success=false)"
     if not run.succeeded and not s.notify_on_failure:
@@ -160,6 +163,9 @@ def _compose(conn: psycopg.Connection, run: FinishedRun, *, database: str,
             why = run.skip_reason or "a scheduled run that did not get its slot or lock"
             return f"the run made no backup ({why})"
         return backup_email(run, found, database=database, url=url)
+    if run.job_name == run_facts.DRILL_JOB:
+        return drill_email(run, run_facts.drilled_backup(conn, run), database=database,
+                           url=url)
     found = run_facts.restore_facts(conn, run)
     if found.dry_run:
         return "a restore preview (dry run) changes nothing"

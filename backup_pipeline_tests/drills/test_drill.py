@@ -66,12 +66,13 @@ def test_a_good_backup_passes_and_leaves_nothing(app_env: AppEnv):
     assert loader_roles(app_env.database_url, result.drill_id) == []
 
 
-def wrong_count_archive(app_env: AppEnv, tmp_path: Path, counts: bool = True) -> str:
-    """A real backup whose manifest says one row more in public.actor (or has no counts)."""
+def wrong_count_archive(app_env: AppEnv, tmp_path: Path, counts: bool = True,
+                        table: str = "public.actor") -> str:
+    """A real backup whose manifest says one row more in `table` (or has no counts)."""
     backup = run_backup(app_env.settings, backup_type="manual", trigger="test")
     manifest, members = read_archive(app_env.backup_dir / backup["file_name"])
     if counts:
-        manifest["contents"]["tables"]["public.actor"] += 1
+        manifest["contents"]["tables"][table] += 1
         manifest["contents"]["table_rows"] += 1
     else:
         del manifest["contents"]
@@ -204,3 +205,26 @@ def test_a_running_drill_keeps_its_scratch_database_from_a_restore_sweep(app_env
     finally:
         liveness.release(drill_id, kind="drill")
     assert siblings.sweep(url) == [name]
+
+
+def test_drill_job_records_the_check_in_the_instance_history(app_env: AppEnv, tmp_path: Path):
+    import dagster as dg
+
+    from backup_pipeline.checks import last_drill
+    from backup_pipeline.definitions import defs
+
+    backup = run_backup(app_env.settings, backup_type="manual", trigger="test")
+    bad = wrong_count_archive(app_env, tmp_path)
+    job = defs.get_job_def("drill_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        good = job.execute_in_process(instance=instance, run_config={"ops": {
+            "run_restore_drill": {"config": {"backup_id": backup["id"]}}}})
+        assert good.success
+        drill = last_drill(instance)
+        assert drill.passed and drill.backup_id == backup["id"] and drill.rto_seconds > 0
+        failed = job.execute_in_process(instance=instance, raise_on_error=False, run_config={
+            "ops": {"run_restore_drill": {"config": {"backup_id": bad}}}})
+        assert not failed.success
+        drill = last_drill(instance)
+        assert not drill.passed and drill.backup_id == bad
+        assert "public.actor" in drill.description

@@ -19,6 +19,7 @@ CRONS = {
     "weekly_backup_schedule": "0 3 * * 0",
     "monthly_backup_schedule": "0 3 1 * *",
     "retention_cleanup_schedule": "0 4 * * *",
+    "restore_drill_schedule": "0 5 * * 0",
 }
 
 
@@ -30,6 +31,7 @@ def test_the_schedules_of_the_contract():
         assert s.execution_timezone == "UTC"
         assert s.default_status == dg.DefaultScheduleStatus.RUNNING
     assert found["retention_cleanup_schedule"].job_name == "retention_job"
+    assert found["restore_drill_schedule"].job_name == "drill_job"
     assert {found[n].job_name for n in CRONS if n.endswith("_backup_schedule")} == {"backup_job"}
 
 
