@@ -184,3 +184,27 @@ def test_restore_preview_then_execute(dagster_stack: DagsterStack):
     with psycopg.connect(url) as conn:
         restored = conn.execute("SELECT count(*) FROM public.payment").fetchone()[0]
     assert restored > changed
+
+
+def test_a_drill_launched_over_http_passes_and_touches_nothing_live(dagster_stack: DagsterStack):
+    url = dagster_stack.env.database_url
+    with dagster_stack.api.client() as client:
+        record = backup_over_http(client)
+        wait_run_ended(dagster_stack, record["dagster_run_id"])
+        assert_error(client.post(f"{BASE}/00000000-0000-4000-8000-000000000000/drill"), 404,
+                     "not_found")
+        before = client.get(BASE).json()["total"]
+        launched = client.post(f"{BASE}/{record['id']}/drill")
+        assert launched.status_code == 202, launched.text
+        body = launched.json()
+        assert body["backup_id"] == record["id"] and body["status"] == "pending"
+        assert wait_run_ended(dagster_stack, body["run_id"]) == "SUCCESS"
+        status = client.get(body["status_url"])
+        assert status.status_code == 200, status.text
+        assert status.json() == {"run_id": body["run_id"], "backup_id": record["id"],
+                                 "run_status": "SUCCESS", "passed": True}
+        assert client.get(BASE).json()["total"] == before  # no safety backup, nothing made
+        assert_error(client.get(f"{BASE}/drill/status", params={"run_id": "x"}), 404,
+                     "not_found")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM backup.restore_databases").fetchone()[0] == 0
