@@ -251,6 +251,20 @@ def restore_finish(ctx: Context, sample: Sample) -> dict:
     return extras
 
 
+def drill_command(ctx: Context) -> tuple[list[str], dict[str, str]]:
+    """The drill of the archive, beside the source database (which it only reads)."""
+    source = restore_source(ctx)
+    os.sync()
+    live = dataclasses.replace(ctx.data, database=source.database,
+                               database_url=with_database(ctx.server_url, source.database))
+    return [sys.executable, str(WORKER), "drill-service"], \
+        ctx.env(live, source.archive_dir, RESTORE_BACKUP_ID=source.backup_id)
+
+
+def drill_finish(ctx: Context, sample: Sample) -> dict:
+    return json.loads(sample.stdout.strip().splitlines()[-1])
+
+
 CASES = [
     Case("floor", "floor: `pg_dump > /dev/null` + read every document", floor_command),
     Case("naive", "naive: `pg_dump \\| gzip -6`, then `tar czf` of it and the documents",
@@ -267,6 +281,8 @@ CASES = [
          restore_floor_command, restore_floor_finish),
     Case("restore", "our restore without its safety backup (claim, verify, load_database, "
          "swap, finish)", restore_command, restore_finish),
+    Case("drill", "restore drill: scratch database and folder, counts and sha256 compared, "
+         "dropped (`drills.run_drill`)", drill_command, drill_finish),
 ]
 
 
@@ -312,6 +328,9 @@ TARGETS = [
            lambda r: r["empty"].median("wall") - r["empty_direct"].median("wall"), 2.0, "s"),
     Target("restore time / restore floor", _ratio("restore", "restore_floor"), 1.3, "x"),
     Target("restore peak memory", lambda r: r["restore"].median("peak_mb"), 200, "MB"),
+    Target("drill time / restore floor", _ratio("drill", "restore_floor"), 1.3, "x"),
+    Target("drill RTO (loaded and checked, before the drop) / restore floor",
+           lambda r: r["drill"].median("rto_seconds") / r["restore_floor"].seconds, 1.3, "x"),
 ]
 
 

@@ -5,6 +5,7 @@
     worker.py backup-service    the same backup without Dagster (service.run_backup)
     worker.py restore-service   restore of backup RESTORE_BACKUP_ID (database and documents)
                                 by the restore service's steps, all but the safety backup
+    worker.py drill-service     restore drill of backup RESTORE_BACKUP_ID (drills.run_drill)
 
 Configuration comes from the environment (DATABASE_URL, DOCUMENTS_DIR, BACKUP_DIR,
 DAGSTER_HOME). Prints one JSON object: seconds of the operation itself (imports done),
@@ -67,6 +68,23 @@ def restore_service() -> dict:
     return {"seconds": seconds, "restore_id": str(row["id"])}
 
 
+def drill_service() -> dict:
+    import os
+
+    from backup_pipeline.drills.service import run_drill
+    from backup_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    result = run_drill(settings, os.environ["RESTORE_BACKUP_ID"])
+    seconds = time.perf_counter() - started
+    if not result.ok:
+        raise SystemExit(f"the drill failed: {result.description}")
+    return {"seconds": seconds, "rto_seconds": result.rto_seconds,
+            "tables_checked": len(result.comparison.tables),
+            "documents_checked": result.comparison.documents_checked}
+
+
 def _summary(row: dict, seconds: float) -> dict:
     from backup_pipeline.settings import Settings
 
@@ -76,7 +94,7 @@ def _summary(row: dict, seconds: float) -> dict:
 
 
 OPERATIONS = {"backup-dagster": backup_dagster, "backup-service": backup_service,
-              "restore-service": restore_service}
+              "restore-service": restore_service, "drill-service": drill_service}
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ EXPECTED = [
     ("sensor", "backup_failure_email_sensor"),
     ("sensor", "restore_success_email_sensor"),
     ("sensor", "restore_failure_email_sensor"),
+    ("sensor", "drill_failure_email_sensor"),
     ("sensor", "email_outbox_sensor"),
     ("sensor", "backup_freshness_sensor"),
 ]
