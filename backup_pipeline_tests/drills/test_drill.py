@@ -228,3 +228,24 @@ def test_drill_job_records_the_check_in_the_instance_history(app_env: AppEnv, tm
         drill = last_drill(instance)
         assert not drill.passed and drill.backup_id == bad
         assert "public.actor" in drill.description
+
+
+def test_an_uploaded_archive_drills_as_a_temporary_role_and_leaves_none(app_env: AppEnv,
+                                                                        make_role,
+                                                                        tmp_path: Path):
+    import dataclasses
+
+    settings = dataclasses.replace(app_env.settings, untrusted_owner=make_role("owner"))
+    backup = run_backup(settings, backup_type="manual", trigger="test")
+    copy = tmp_path / "motovaultpro_backup_uploaded.tar.gz"
+    shutil.copyfile(app_env.backup_dir / backup["file_name"], copy)
+    uploaded = register(settings, copy, "uploaded")
+
+    result = service.run_drill(settings, uploaded)
+
+    assert result.ok, result.description
+    assert result.comparison.tables["public.actor"] == {"expected": 200, "actual": 200}
+    assert loader_roles(app_env.database_url, result.drill_id) == []
+    assert_nothing_left(app_env)
+    with psycopg.connect(app_env.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM backup.restore_roles").fetchone()[0] == 0
