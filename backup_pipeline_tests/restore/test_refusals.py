@@ -216,9 +216,9 @@ def test_archive_replaced_on_disk_is_refused(app_env, tmp_path):
 
 
 @pytest.mark.parametrize("backup_type", ["manual", "uploaded"])
-def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, backup_type):
-    """The scanner lexes with standard_conforming_strings on; a dump that turns it off can
-    hide a line from it. psql then runs restricted, so the command fails instead of running."""
+def test_string_read_two_ways_is_refused_before_any_load(app_env, tmp_path, backup_type):
+    """A dump that turns standard_conforming_strings off would hide a line from a scanner that
+    lexes with it on: the scanner refuses the literal that reads two ways, before any load."""
     settings = app_env.settings
     owned = tmp_path / "owned"
     body = ("SET standard_conforming_strings = off;\n"
@@ -229,8 +229,8 @@ def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, back
                             manifest_for(members), members)
     backup_id = register(settings, archive, backup_type)
     before = database_fingerprint(settings.database_url), tree_fingerprint(settings.documents_dir)
-    with pytest.raises(RestoreError, match="step load_database: .*backslash commands are "
-                                           "restricted"):
+    with pytest.raises(RestoreError, match="reads differently with "
+                                           "standard_conforming_strings off at line 18"):
         service.run_restore(settings, backup_id, dry_run=False)
     assert not owned.exists()
     assert (database_fingerprint(settings.database_url),

@@ -11,8 +11,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from backup_pipeline.errors import ArchiveError
 from backup_pipeline.postgres import client_env
+from backup_pipeline.restore.database import PsqlLoader
+from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.restore.sqlscan import DumpScanner
 
 CASES = 3000
@@ -112,3 +116,15 @@ def test_psql_runs_no_backslash_command_the_scanner_passed(databases, tmp_path):
     passed_with_backslash = [n for n in range(CASES) if n not in refused
                              and b"\\" in scripts[n]]
     assert len(passed_with_backslash) > CASES // 40
+
+
+def test_restricted_psql_stops_a_command_that_bypasses_the_scanner(databases, app_env, tmp_path):
+    """The second guard, fed directly (the scanner refuses every way found to hide a
+    command): restricted, psql fails on the command instead of running it."""
+    owned = tmp_path / "owned"
+    loader = PsqlLoader(app_env.settings, databases.create(), tmp_path / "psql.err")
+    loader.begin(restricted=True)
+    loader.write(f"SELECT 1;\n\\! touch {owned}\n".encode())
+    with pytest.raises(RestoreError, match="backslash commands are restricted"):
+        loader.finish()
+    assert not owned.exists()
