@@ -18,6 +18,7 @@ import dagster as dg
 
 from backup_pipeline.cli.dagster_run import error_text
 from backup_pipeline.errors import ConfigError
+from backup_pipeline.jobs import offsite_job
 from backup_pipeline.notifications import service
 from backup_pipeline.notifications.facts import (
     BACKUP_JOB,
@@ -26,8 +27,11 @@ from backup_pipeline.notifications.facts import (
     RESTORE_JOB,
     FinishedRun,
 )
+from backup_pipeline.offsite import catalog as offsite_catalog
+from backup_pipeline.offsite import cleanup as offsite_cleanup
 from backup_pipeline.ops.backup import SKIPPED_TAG
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.offsite import OffsiteResource
 from backup_pipeline.resources.smtp import SmtpResource
 
 RUN_SENSOR_INTERVAL_SECONDS = 15
@@ -197,6 +201,36 @@ def email_outbox_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
                          + (f"; caught up {len(decisions)} runs" if decisions else ""))
 
 
+OFFSITE_SENSOR_INTERVAL_SECONDS = 300
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@dg.sensor(
+    name="offsite_catch_up_sensor",
+    job=offsite_job,
+    minimum_interval_seconds=OFFSITE_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches offsite_job when an offsite copy is due (failed and its retry time "
+    "come, left to the catch-up, or missing) or a deleted backup's copy may be deleted.",
+)
+def offsite_catch_up_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
+                            offsite: OffsiteResource):
+    if offsite.config() is None:
+        return dg.SkipReason("offsite copies are off (OFFSITE_URL is not set)")
+    due = offsite_catalog.due(database.url)
+    now = datetime.fromtimestamp(time.time(), UTC)
+    deletable = [c for c in offsite_catalog.orphans(database.url)
+                 if not offsite_cleanup.locked(c, now)]
+    if not due and not deletable:
+        return dg.SkipReason("no offsite copy is due")
+    running = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=offsite_job.name, statuses=_ACTIVE), limit=1)
+    if running:
+        return dg.SkipReason(f"offsite_job run {running[0].dagster_run.run_id} is still going")
+    return dg.RunRequest(tags={"backup_pipeline/trigger": "offsite_catch_up"})
+
+
 email_sensors = [
     backup_success_email_sensor,
     backup_failure_email_sensor,
@@ -204,3 +238,4 @@ email_sensors = [
     restore_failure_email_sensor,
     email_outbox_sensor,
 ]
+all_sensors = [*email_sensors, offsite_catch_up_sensor]

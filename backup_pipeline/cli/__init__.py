@@ -6,11 +6,11 @@ import argparse
 import sys
 import traceback
 
-from backup_pipeline.cli import api, backups, catalog, restore, schedules, settings
+from backup_pipeline.cli import api, backups, catalog, offsite, restore, schedules, settings
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 
-COMMAND_MODULES = [catalog, backups, schedules, restore, settings, api]
+COMMAND_MODULES = [catalog, backups, schedules, restore, settings, offsite, api]
 
 
 def build_parser() -> argparse.ArgumentParser:
