@@ -148,16 +148,19 @@ class EncryptingReader(io.RawIOBase):
         return n
 
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes, fewer only at the end: boto3 reads each part in one call."""
         if size is None or size < 0:
             size = READ_CHUNK
-        out = bytearray()
-        while len(out) < size:  # fill the request: upload parts are read in one call
-            chunk = bytearray(min(size - len(out), READ_CHUNK))
-            n = self.readinto(chunk)
-            if not n:
-                break
-            out += chunk[:n]
-        return bytes(out)
+        buffer = bytearray(size)
+        with memoryview(buffer) as view:
+            filled = 0
+            while filled < size:
+                n = self.readinto(view[filled:])
+                if not n:
+                    break
+                filled += n
+        del buffer[filled:]
+        return bytes(buffer)
 
     def close(self) -> None:
         if self._pipe is not None:

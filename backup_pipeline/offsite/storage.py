@@ -1,9 +1,9 @@
 """The bucket: streamed multipart uploads, downloads, listing and deletion, all through boto3.
 
 boto3's managed transfer does the multipart work and its retries. An upload from a stream
-buffers at most `UPLOAD_PARTS_IN_MEMORY` parts of `PART_SIZE`, so a 2 GB archive needs no
-more memory than a small one. Every object carries metadata naming its backup, so the bucket
-can be read without the catalog.
+buffers at most `UPLOAD_PARTS_IN_MEMORY` parts of `PART_SIZE` (8 MiB up to a 70 GiB archive),
+so a 2 GB archive needs no more memory than a small one. Every object carries metadata naming
+its backup, so the bucket can be read without the catalog.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from backup_pipeline.offsite.config import OffsiteConfig, OffsiteError
 from backup_pipeline.offsite.crypto import EncryptingReader
 from backup_pipeline.settings import ARCHIVE_PREFIX
 
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 9000  # S3 allows 10,000 parts; larger archives get larger parts
 CONCURRENCY = 4
-UPLOAD_PARTS_IN_MEMORY = 6
+UPLOAD_PARTS_IN_MEMORY = 3
 META_BACKUP_ID = "backup-id"
 META_TYPE = "backup-type"
 META_CREATED = "backup-created-at"
@@ -44,8 +45,11 @@ def make_client(config: OffsiteConfig):
                                           region_name=config.region, config=client_config())
 
 
-def transfer_config() -> TransferConfig:
-    transfer = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
+def transfer_config(size: int = 0) -> TransferConfig:
+    """Parts of PART_SIZE (more for archives over MAX_PARTS of them), of which at most
+    UPLOAD_PARTS_IN_MEMORY are held at once."""
+    part = max(PART_SIZE, -(-size // MAX_PARTS))
+    transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part,
                               max_concurrency=CONCURRENCY)
     transfer.max_in_memory_upload_chunks = UPLOAD_PARTS_IN_MEMORY  # s3transfer's bound
     transfer.max_in_memory_download_chunks = UPLOAD_PARTS_IN_MEMORY
@@ -91,7 +95,7 @@ def upload(client, config: OffsiteConfig, path: Path, key: str, row: dict[str, A
     reader = EncryptingReader(path, config.recipients, row.get("sha256"))
     with reader:
         client.upload_fileobj(reader, config.bucket, key, ExtraArgs=extra,
-                              Config=transfer_config())
+                              Config=transfer_config(path.stat().st_size))
     head = client.head_object(Bucket=config.bucket, Key=key)
     if head["ContentLength"] != reader.object_bytes:
         raise OffsiteError(f"the bucket holds {head['ContentLength']} bytes for {key}, "
