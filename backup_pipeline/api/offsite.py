@@ -11,7 +11,6 @@ from backup_pipeline.api.launcher import BACKUP_ID_TAG, TRIGGER_TAG
 from backup_pipeline.api.models import OffsitePushLaunched
 from backup_pipeline.catalog import history
 from backup_pipeline.errors import ConflictError
-from backup_pipeline.offsite import config as offsite_config
 
 router = APIRouter(prefix="/api/admin/backups", tags=["offsite"])
 
@@ -25,7 +24,7 @@ def push_offsite(backup_id: str, request: Request, response: Response, config: C
                  launcher: Launcher) -> dict[str, Any]:
     """Launches `offsite_job` for this backup through Dagster's GraphQL API; the backup's
     details (`offsite`) show the copy's state as it goes."""
-    if offsite_config.from_env() is None:
+    if config.offsite is None:
         raise ConflictError("offsite copies are off: OFFSITE_URL is not set")
     row = history.get(config.settings.database_url, backup_id)
     if row["status"] != "completed" or not row.get("file_name"):

@@ -20,7 +20,7 @@ import pytest
 
 from backup_pipeline.offsite import config as offsite_config
 from backup_pipeline.offsite import storage
-from backup_pipeline_tests.api.conftest import free_port
+from backup_pipeline_tests.api.conftest import api, free_port  # noqa: F401 - api: a fixture here too
 from backup_pipeline_tests.conftest import AppEnv
 
 MOTO_SERVER = str(Path(sys.executable).parent / "moto_server")
