@@ -117,6 +117,19 @@ def counts(database_url: str) -> dict[str, int]:
     return out
 
 
+def lag_seconds(database_url: str) -> float:
+    """How far the copies are behind: seconds since the oldest backup whose copy is not made
+    yet (pending or failed) was completed; 0 when every copy is made. For health checks."""
+    with connect(database_url) as conn:
+        check_table(conn)
+        oldest = conn.execute(
+            "SELECT extract(epoch FROM now() - min(h.completed_at))::float8"
+            " FROM backup.offsite_copies o JOIN backup.backup_history h ON h.id = o.backup_id"
+            " WHERE o.state <> 'copied' AND o.backup_deleted_at IS NULL"
+            " AND h.status = 'completed'").fetchone()[0]
+    return round(oldest or 0.0, 1)
+
+
 def due(database_url: str, *, stale_after_seconds: int = 600) -> list[str]:
     """Backups whose copy is to be (re)made now: failed ones whose retry time has come,
     pending ones left to the catch-up or that nobody has worked on for a while (a process

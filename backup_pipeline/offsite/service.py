@@ -104,6 +104,7 @@ def status(settings: Settings, config: OffsiteConfig | None) -> dict[str, Any]:
     out: dict[str, Any] = {"enabled": config is not None,
                            "target": config.describe() if config else None}
     out.update(catalog.counts(settings.database_url))
+    out["lag_seconds"] = catalog.lag_seconds(settings.database_url)
     return out
 
 

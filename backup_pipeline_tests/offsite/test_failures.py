@@ -61,6 +61,8 @@ def test_storage_down_during_backup_then_caught_up(app_env, own_server: MotoServ
         mails = _outbox(app_env.database_url)
         assert [(k, r) for k, r, _ in mails] == [("offsite_failure", "ops@example.com")]
         assert row["file_name"] in mails[0][2]
+        lag = service.status(app_env.settings, offsite.config)
+        assert lag["failed"] == 1 and lag["lag_seconds"] > 0
 
         # not due before its retry time; a failure while still failing mails no more
         assert _sensor_requests(instance) == []
@@ -82,6 +84,7 @@ def test_storage_down_during_backup_then_caught_up(app_env, own_server: MotoServ
     copy = catalog.get(app_env.database_url, row["id"])
     assert copy["state"] == "copied" and copy["last_error"] is None
     assert offsite.objects()[0]["Key"] == copy["key"]
+    assert service.status(app_env.settings, offsite.config)["lag_seconds"] == 0
 
 
 def test_changed_archive_is_not_copied(offsite: Offsite):
