@@ -12,7 +12,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from backup_pipeline.api import backups, errors, metrics, restore, schedules, settings, upload
+from backup_pipeline.api import (
+    backups,
+    errors,
+    metrics,
+    offsite,
+    restore,
+    schedules,
+    settings,
+    upload,
+)
 from backup_pipeline.api.auth import BearerAuth
 from backup_pipeline.api.config import ApiConfig
 from backup_pipeline.api.launcher import DagsterLauncher
@@ -22,8 +31,8 @@ from backup_pipeline.errors import ConfigError
 TITLE = "backup_pipeline admin API"
 OPENAPI_PATH = "/openapi.json"
 # the fixed paths (/schedules, /settings, /upload, /restore/status) before /{backup_id}
-ROUTERS = [schedules.router, settings.router, restore.router, upload.router, backups.router,
-           metrics.router]
+ROUTERS = [schedules.router, settings.router, restore.router, upload.router, offsite.router,
+           backups.router, metrics.router]
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:

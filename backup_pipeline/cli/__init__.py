@@ -6,12 +6,21 @@ import argparse
 import sys
 import traceback
 
-from backup_pipeline.cli import api, backups, catalog, health, restore, schedules, settings
+from backup_pipeline.cli import (
+    api,
+    backups,
+    catalog,
+    health,
+    offsite,
+    restore,
+    schedules,
+    settings,
+)
 from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 from backup_pipeline.postgres import redact
 
-COMMAND_MODULES = [catalog, backups, schedules, restore, settings, health, api]
+COMMAND_MODULES = [catalog, backups, schedules, restore, settings, offsite, health, api]
 
 
 def build_parser() -> argparse.ArgumentParser:
