@@ -2,17 +2,18 @@
 
 A copy that fails does not fail its backup run, so no run-failure sensor mails about it; the
 copy queues its own message in `backup.email_outbox` instead, once per failure episode (the
-first failure since the last success), under the same settings as failure mails
-(`email_enabled`, `notify_on_failure`, `email_recipients`). The outbox sensor delivers it.
+first failure since the last success), to the same mail recipients and notification URLs as
+failure mails, under the same settings (`email_enabled`, `notify_on_failure`). The outbox
+sensor delivers it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from backup_pipeline.notifications import outbox
+from backup_pipeline.notifications import service
 from backup_pipeline.notifications import settings as notification_settings
-from backup_pipeline.notifications.render import run_url
+from backup_pipeline.notifications.render import Email, run_url
 from backup_pipeline.postgres import connect, database_name
 
 KIND = "offsite_failure"
@@ -24,11 +25,7 @@ def why_not(database_url: str, mail_configured: bool) -> str | None:
         return "email notifications are off (setting email_enabled=false)"
     if not current.notify_on_failure:
         return "failure mails are off (setting notify_on_failure=false)"
-    if not current.email_recipients:
-        return "no recipients are set"
-    if not mail_configured:
-        return "SMTP_HOST is not set, so no mail is sent"
-    return None
+    return service.no_targets(current, mail_configured)
 
 
 def body(copy: dict[str, Any], backup: dict[str, Any], target: str, run_link: str | None) -> str:
@@ -54,13 +51,13 @@ def queue_failure(database_url: str, copy: dict[str, Any], backup: dict[str, Any
     reason = why_not(database_url, mail_configured)
     if reason is not None:
         return f"no failure mail: {reason}"
-    recipients = notification_settings.load(database_url).email_recipients
+    recipients, urls = service.targets(notification_settings.load(database_url),
+                                       mail_configured)
     database = database_name(database_url)
     subject = f"Offsite copy FAILED ({database}): {backup.get('file_name')}"
     text = body(copy, backup, target, run_url(webserver_url, run_id) if run_id else None)
-    episode = f"offsite:{backup['id']}:{copy.get('failing_since')}"  # one mail per episode
+    episode = f"offsite:{backup['id']}:{copy.get('failing_since')}"  # one notice per episode
     with connect(database_url, autocommit=True) as conn:
-        for recipient in recipients:
-            outbox.enqueue(conn, run_id=episode, kind=KIND, recipient=recipient,
-                           subject=subject, body=text)
-    return f"failure mail queued for {', '.join(recipients)}"
+        service.queue_all(conn, run_id=episode, kind=KIND, email=Email(subject, text),
+                          recipients=recipients, urls=urls)
+    return service.queued_for(recipients, urls)
