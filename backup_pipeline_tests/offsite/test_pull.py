@@ -14,7 +14,7 @@ from backup_pipeline.catalog.migrate import migrate
 from backup_pipeline.errors import ConfigError
 from backup_pipeline.offsite import config as offsite_config
 from backup_pipeline.offsite.pull import pull
-from backup_pipeline_tests.conftest import make_dagster_home
+from backup_pipeline_tests.conftest import make_dagster_home, psql
 from backup_pipeline_tests.helpers import (
     run_backup_job,
     run_cli,
@@ -67,18 +67,27 @@ def test_copy_encrypted_by_the_age_cli_is_pulled(offsite: Offsite, monkeypatch, 
     assert record["matches_object_metadata"] is None  # no metadata on a hand-made copy
 
 
-def test_disaster_recovery_on_a_fresh_database(offsite: Offsite, databases, tmp_path: Path):
-    """The README's runbook: a new server with an empty database, only the bucket and key."""
+def test_disaster_recovery_on_a_fresh_database(offsite: Offsite, databases, make_role,
+                                              tmp_path: Path):
+    """The README's runbook: a new server with an empty database, only the bucket and key,
+    and without a role the dump's objects belong to (roles are not in a pg_dump)."""
     source = offsite.env
+    app_role = make_role("app")
+    psql(source.database_url, "-c", f'ALTER TABLE public.actor OWNER TO "{app_role}";'
+                                     f' GRANT SELECT ON public.film TO "{app_role}"')
     made = run_backup_job().output_for_node("record_backup")
     expected_tables = table_fingerprints(source.database_url)
     expected_documents = tree_fingerprint(source.documents_dir)
+    psql(source.database_url, "-c", f'REASSIGN OWNED BY "{app_role}" TO CURRENT_USER;'
+                                     f' DROP OWNED BY "{app_role}"; DROP ROLE "{app_role}"')
 
     fresh_url = databases.create()
+    owner = make_role("owner")  # the runbook's RESTORE_UNTRUSTED_OWNER
     fresh = {**offsite.environ(), "DATABASE_URL": fresh_url,
              "DOCUMENTS_DIR": str(tmp_path / "new" / "documents"),
              "BACKUP_DIR": str(tmp_path / "new" / "backups"),
-             "DAGSTER_HOME": str(make_dagster_home(tmp_path / "new" / "dagster"))}
+             "DAGSTER_HOME": str(make_dagster_home(tmp_path / "new" / "dagster")),
+             "RESTORE_UNTRUSTED_OWNER": owner}
     (tmp_path / "new" / "documents").mkdir()
 
     def cli(*args: str) -> dict:
@@ -92,10 +101,21 @@ def test_disaster_recovery_on_a_fresh_database(offsite: Offsite, databases, tmp_
     pulled = cli("offsite", "pull", listed["items"][0]["key"])
     assert pulled["backup_type"] == "uploaded" and pulled["sha256"] == made["sha256"]
     assert pulled["matches_object_metadata"] is True
+    preview = cli("restore", pulled["id"], "--preview")
+    assert app_role in json.dumps(preview)  # the missing role is named
     cli("restore", pulled["id"], "--yes")
 
     assert table_fingerprints(fresh_url) == expected_tables
     assert tree_fingerprint(tmp_path / "new" / "documents") == expected_documents
+    with psycopg.connect(fresh_url) as conn:
+        owners = dict(conn.execute(
+            "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename IN ('actor', 'film')").fetchall())
+        assert owners == {"actor": app_role, "film": owner}
+        assert conn.execute("SELECT has_table_privilege(%s, 'public.film', 'SELECT')",
+                            (app_role,)).fetchone()[0]
+        assert not conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
+                                (app_role,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("url", ["s3://", "http://bucket", "s3://Bad_Bucket/x"])

@@ -18,9 +18,8 @@ from backup_pipeline.backup.service import run_backup
 from backup_pipeline.restore import plan as restore_plan
 from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreError
-from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.conftest import psql, role_exists
 from backup_pipeline_tests.helpers import table_fingerprints
-from backup_pipeline_tests.restore.conftest import role_exists
 from backup_pipeline_tests.restore.helpers import (
     database_fingerprint,
     gz,
