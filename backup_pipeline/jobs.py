@@ -14,6 +14,7 @@ from backup_pipeline.ops.backup import (
     write_manifest,
 )
 from backup_pipeline.ops.drill import run_restore_drill
+from backup_pipeline.ops.offsite import offsite_catch_up, offsite_copy
 from backup_pipeline.ops.restore import (
     finish_restore,
     load_database,
@@ -55,6 +56,7 @@ def backup_job():
     archive = build_archive(plan, manifest)
     backup = record_backup(plan, manifest, archive)
     schedule_retention(backup)
+    offsite_copy(backup)  # never fails the run: a failed copy is recorded and retried later
 
 
 @dg.job(
@@ -65,6 +67,16 @@ def backup_job():
 )
 def retention_job():
     retention_sweep()
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Offsite copies that are due (failed, left to the catch-up, or missing), or the "
+    "backups given; then deletes the copies of deleted backups whose Object Lock ran out.",
+    tags=run_tags("offsite"),
+)
+def offsite_job():
+    offsite_catch_up()
 
 
 @dg.job(

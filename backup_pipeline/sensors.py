@@ -32,8 +32,11 @@ from backup_pipeline.notifications.facts import (
     RESTORE_JOB,
     FinishedRun,
 )
+from backup_pipeline.offsite import catalog as offsite_catalog
+from backup_pipeline.offsite import cleanup as offsite_cleanup
 from backup_pipeline.ops.backup import SKIPPED_TAG
 from backup_pipeline.resources.database import DatabaseResource
+from backup_pipeline.resources.offsite import OffsiteResource
 from backup_pipeline.resources.smtp import SmtpResource
 
 RUN_SENSOR_INTERVAL_SECONDS = 15
@@ -256,6 +259,37 @@ def backup_freshness_sensor(context: dg.SensorEvaluationContext, database: Datab
     return dg.SkipReason(evaluation.describe())
 
 
+OFFSITE_SENSOR_INTERVAL_SECONDS = 300
+OFFSITE_JOB = "offsite_job"
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@dg.sensor(
+    name="offsite_catch_up_sensor",
+    job_name=OFFSITE_JOB,  # by name: a job object here makes Dagster warn on every load
+    minimum_interval_seconds=OFFSITE_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches offsite_job when an offsite copy is due (failed and its retry time "
+    "come, left to the catch-up, or missing) or a deleted backup's copy may be deleted.",
+)
+def offsite_catch_up_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource,
+                            offsite: OffsiteResource):
+    if offsite.config() is None:
+        return dg.SkipReason("offsite copies are off (OFFSITE_URL is not set)")
+    due = offsite_catalog.due(database.url)
+    now = datetime.fromtimestamp(time.time(), UTC)
+    deletable = [c for c in offsite_catalog.orphans(database.url)
+                 if not offsite_cleanup.locked(c, now)]
+    if not due and not deletable:
+        return dg.SkipReason("no offsite copy is due")
+    running = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=OFFSITE_JOB, statuses=_ACTIVE), limit=1)
+    if running:
+        return dg.SkipReason(f"offsite_job run {running[0].dagster_run.run_id} is still going")
+    return dg.RunRequest(tags={"backup_pipeline/trigger": "offsite_catch_up"})
+
+
 email_sensors = [
     backup_success_email_sensor,
     backup_failure_email_sensor,
@@ -265,3 +299,4 @@ email_sensors = [
     email_outbox_sensor,
     backup_freshness_sensor,
 ]
+all_sensors = [*email_sensors, offsite_catch_up_sensor]

@@ -17,6 +17,7 @@ from backup_pipeline.api import (
     drill,
     errors,
     metrics,
+    offsite,
     restore,
     schedules,
     settings,
@@ -32,8 +33,7 @@ TITLE = "backup_pipeline admin API"
 OPENAPI_PATH = "/openapi.json"
 # the fixed paths (/schedules, /settings, /upload, /restore/status) before /{backup_id}
 ROUTERS = [schedules.router, settings.router, restore.router, drill.router, upload.router,
-           backups.router,
-           metrics.router]
+           offsite.router, backups.router, metrics.router]
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from backup_pipeline.api.launcher import DEFAULT_URL
 from backup_pipeline.errors import ConfigError
+from backup_pipeline.offsite import config as offsite_config
+from backup_pipeline.offsite.config import OffsiteConfig
 from backup_pipeline.settings import Settings
 
 DEFAULT_UPLOAD_LIMIT = 20 * 1024**3  # 20 GiB
@@ -19,6 +21,7 @@ class ApiConfig:
     dagster_url: str
     upload_limit: int
     settings: Settings
+    offsite: OffsiteConfig | None = None  # OFFSITE_URL unset: no offsite copies
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiConfig:
@@ -40,4 +43,5 @@ class ApiConfig:
             dagster_url=env.get("DAGSTER_WEBSERVER_URL", "").strip() or DEFAULT_URL,
             upload_limit=limit,
             settings=Settings.from_env(dict(env)),
+            offsite=offsite_config.from_env(env),  # a bad offsite setting: refused at start
         )

@@ -47,7 +47,24 @@ class BackupRecord(BaseModel):
     created_at: str | None = None
 
 
+class OffsiteState(BaseModel):
+    key: str
+    state: Literal["pending", "copied", "failed"]
+    bytes: int | None = None
+    copied_at: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    retain_until: str | None = None
+    object_sha256: str | None = None
+    archive_sha256: str | None = None
+    bucket: str | None = None
+    encrypted: bool | None = None
+
+
 class BackupDetails(BackupRecord):
+    offsite: OffsiteState | None = Field(
+        default=None, description="The offsite copy; null when the backup has none.")
     file_exists: bool = False
     manifest: dict[str, Any] | None = None
     manifest_error: str | None = None
@@ -79,7 +96,13 @@ class BackupLaunched(Launched):
     backup_id: str
 
 
+class OffsitePushLaunched(BackupLaunched):
+    pass
+
+
 class Deleted(BaseModel):
     deleted: str
     file_name: str | None = None
     file_removed: bool
+    offsite: dict[str, Any] | None = Field(
+        default=None, description="What became of the offsite copy (removed, or kept and why).")

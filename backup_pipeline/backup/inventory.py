@@ -17,6 +17,7 @@ from backup_pipeline.errors import (
     ConflictError,
     NotFoundError,
 )
+from backup_pipeline.offsite import cleanup as offsite
 from backup_pipeline.postgres import connect
 from backup_pipeline.restore.runs import restores_using
 from backup_pipeline.settings import Settings
@@ -37,6 +38,7 @@ def show(settings: Settings, backup_id: str) -> dict[str, Any]:
             row["manifest"] = mf.summary(reader.read_manifest(path))
         except ArchiveError as exc:
             row["manifest_error"] = str(exc)
+    row["offsite"] = offsite.state(settings, row["id"])
     return row
 
 
@@ -91,4 +93,4 @@ def delete(settings: Settings, backup_id: str) -> dict[str, Any]:
             raise BackupPipelineError(f"cannot delete {path.name}: {exc.strerror}") from None
     history.delete(settings.database_url, row["id"])
     return {"deleted": row["id"], "file_name": row.get("file_name"),
-            "file_removed": file_removed}
+            "file_removed": file_removed, "offsite": offsite.remove(settings, row["id"])}

@@ -12,6 +12,7 @@ from backup_pipeline.cli import (
     catalog,
     drill,
     health,
+    offsite,
     restore,
     schedules,
     settings,
@@ -20,7 +21,7 @@ from backup_pipeline.cli.output import emit
 from backup_pipeline.errors import BackupPipelineError
 from backup_pipeline.postgres import redact
 
-COMMAND_MODULES = [catalog, backups, schedules, restore, drill, settings, health, api]
+COMMAND_MODULES = [catalog, backups, schedules, restore, drill, settings, offsite, health, api]
 
 
 def build_parser() -> argparse.ArgumentParser:

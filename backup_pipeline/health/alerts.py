@@ -66,13 +66,17 @@ def late_message(s: ScheduleFreshness, database: str) -> Email:
     return Email(
         f"Backups are LATE: schedule {s.name} ({s.frequency}, {database})",
         _fields([
-            ("Result", "no completed backup within the schedule's interval plus grace"),
+            ("Result", "no completed backup within the schedule's interval plus grace"
+             if s.age_seconds > s.allowed_seconds else
+             "no offsite copy of a backup within the schedule's interval plus grace"),
             ("Database", database),
             ("Schedule", f"{s.name} ({s.frequency}, id {s.schedule_id})"),
             ("Newest backup", _when(s.last_backup_at)
              + (f" (id {s.last_backup_id})" if s.last_backup_id else "")),
             ("Age", _duration(s.age_seconds) if s.last_backup_at else
              f"{_duration(s.age_seconds)} since the schedule was created"),
+            ("Newest offsite copy", None if s.offsite_age_seconds is None else
+             f"{_duration(s.offsite_age_seconds)} old (its backup's age)"),
             ("Allowed", _duration(s.allowed_seconds)),
             ("Late since", _when(s.late_since)),
             ("Check", "the Dagster daemon runs, the schedule is on in the UI, its recent runs"),

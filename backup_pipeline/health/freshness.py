@@ -4,7 +4,9 @@ A schedule is late when its newest completed scheduled backup started longer ago
 interval plus a grace (`FRESHNESS_GRACE`, a fraction of the interval, default 0.5); a schedule
 with no completed backup yet counts from its creation. This catches what no failure mail does:
 a schedule that silently stopped running (daemon down, schedule turned off in the UI, every run
-skipped).
+skipped). Where offsite copies are on (OFFSITE_URL), the schedule's newest backup with a copy
+made must be as young: a copy that lags past the same allowance makes the schedule late too
+(counted from when copies started, for a schedule older than that).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class ScheduleFreshness:
     since: datetime  # what the age counts from: that backup, or the schedule's creation
     age_seconds: float
     late: bool
+    offsite_age_seconds: float | None = None  # the newest copied backup's, with copies on
+    offsite_late: bool = False
 
     @property
     def late_since(self) -> datetime:
@@ -73,6 +77,9 @@ class ScheduleFreshness:
             "age_seconds": round(self.age_seconds, 1),
             "allowed_seconds": self.allowed_seconds,
             "late_since": self.late_since.isoformat() if self.late else None,
+            "offsite_age_seconds": None if self.offsite_age_seconds is None
+            else round(self.offsite_age_seconds, 1),
+            "offsite_late": self.offsite_late,
         }
 
 
@@ -90,18 +97,54 @@ ORDER BY s.name, s.id
 """
 
 
-def evaluate(conn: psycopg.Connection, now: datetime, grace: float) -> list[ScheduleFreshness]:
-    """The freshness of every enabled schedule at `now`."""
+_NEWEST_COPIED = """
+SELECT max(h.started_at) FROM backup.backup_history h
+JOIN backup.offsite_copies o ON o.backup_id = h.id
+WHERE h.schedule_id = %s AND h.backup_type = 'scheduled' AND h.status = 'completed'
+  AND o.state = 'copied'
+"""
+
+
+def offsite_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return bool((env.get("OFFSITE_URL") or "").strip())
+
+
+def _copies_began(conn: psycopg.Connection) -> datetime | None:
+    """When the first offsite copy was recorded (None: never, or no table yet)."""
+    if conn.execute("SELECT to_regclass('backup.offsite_copies')").fetchone()[0] is None:
+        return None
+    return conn.execute("SELECT min(created_at) FROM backup.offsite_copies").fetchone()[0]
+
+
+def evaluate(conn: psycopg.Connection, now: datetime, grace: float,
+             offsite: bool | None = None) -> list[ScheduleFreshness]:
+    """The freshness of every enabled schedule at `now`; with `offsite` (default: whether
+    OFFSITE_URL is set) the age of its newest copied backup counts too."""
+    offsite = offsite_enabled() if offsite is None else offsite
+    began = _copies_began(conn) if offsite else None
     out = []
     for row in conn.cursor(row_factory=dict_row).execute(_ENABLED).fetchall():
         allowed = INTERVALS[row["frequency"]] * (1 + grace)
         since = row["last_backup_at"] or row["created_at"]
         age = now - since
+        late = age > allowed
+        offsite_age = None
+        offsite_late = False
+        if offsite:
+            copied = None if began is None else conn.execute(
+                _NEWEST_COPIED, (row["schedule_id"],)).fetchone()[0]
+            offsite_since = copied or max(row["created_at"], began or now)
+            offsite_age = (now - offsite_since).total_seconds()
+            offsite_late = offsite_age > allowed.total_seconds()
+            if offsite_late and not late:
+                since = offsite_since  # late_since counts from the copy that is missing
         out.append(ScheduleFreshness(
             schedule_id=row["schedule_id"], name=row["name"], frequency=row["frequency"],
             allowed_seconds=allowed.total_seconds(), last_backup_id=row["last_backup_id"],
             last_backup_at=row["last_backup_at"], since=since,
-            age_seconds=age.total_seconds(), late=age > allowed,
+            age_seconds=age.total_seconds(), late=late or offsite_late,
+            offsite_age_seconds=offsite_age, offsite_late=offsite_late,
         ))
     return out
 

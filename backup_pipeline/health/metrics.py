@@ -76,8 +76,9 @@ def _drill_and_offsite(registry: CollectorRegistry, report: HealthReport) -> Non
             _gauge(registry, "restore_drill_rto_seconds",
                    "Restore time of the last drill.").set(drill.rto_seconds)
     if report.offsite is not None and report.offsite.get("lag_seconds") is not None:
-        _gauge(registry, "offsite_lag_seconds", "Age of the newest backup not yet copied "
-               "offsite (0: all copied).").set(report.offsite["lag_seconds"])
+        lag = _gauge(registry, "offsite_lag_seconds", "Seconds since the oldest completed "
+                     "backup without an offsite copy was completed (0: all copied).")
+        lag.set(report.offsite["lag_seconds"])
 
 
 def render(report: HealthReport) -> bytes:

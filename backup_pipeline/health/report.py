@@ -3,7 +3,7 @@ restore drill, the offsite lag and the notification backlog, judged healthy, war
 failing (exit 0, 1, 2: the monitoring-plugin convention).
 
 Plain facts from the catalog; what only Dagster knows (the last drill) is passed in by the
-caller. `offsite` is the place for the offsite copies' lag when that feature reports it.
+caller. `offsite` holds the offsite copies' counts and lag where copies are on.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from backup_pipeline.health.freshness import ScheduleFreshness, evaluate
+from backup_pipeline.health.freshness import ScheduleFreshness, evaluate, offsite_enabled
 from backup_pipeline.notifications.service import check_outbox
+from backup_pipeline.offsite import catalog as offsite_catalog
 from backup_pipeline.postgres import connect
 
 HEALTHY, WARNING, FAILING = "healthy", "warning", "failing"
@@ -46,7 +47,7 @@ class HealthReport:
     last_backup: dict[str, Any] | None
     outbox: dict[str, Any]
     drill: DrillFacts | None = None
-    offsite: dict[str, Any] | None = None  # {"lag_seconds": ..., ...} once offsite reports it
+    offsite: dict[str, Any] | None = None  # counts and lag_seconds, where copies are on
     failing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -131,6 +132,14 @@ def last_backup(conn: psycopg.Connection) -> dict[str, Any] | None:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
+def offsite_facts(conn: psycopg.Connection, database_url: str) -> dict[str, Any] | None:
+    """The copies' counts and lag (offsite status's), where offsite copies are on."""
+    if not offsite_enabled() or not offsite_catalog.has_table(conn):
+        return None
+    return {**offsite_catalog.counts(database_url),
+            "lag_seconds": offsite_catalog.lag_seconds(database_url)}
+
+
 def _judge(report: HealthReport) -> None:
     for s in report.schedules:
         if s.late:
@@ -139,6 +148,14 @@ def _judge(report: HealthReport) -> None:
                                   f"{round(s.allowed_seconds / 3600, 1)} h)")
     if not report.schedules:
         report.warnings.append("no backup schedule is enabled")
+    for s in report.schedules:
+        if s.offsite_late:
+            report.failing.append(f"schedule {s.name}: no offsite copy for "
+                                  f"{round(s.offsite_age_seconds / 3600, 1)} h (allowed "
+                                  f"{round(s.allowed_seconds / 3600, 1)} h)")
+    if report.offsite is not None and report.offsite.get("failed"):
+        report.warnings.append(f"{report.offsite['failed']} offsite copies failed and are "
+                               "retried ('backup-pipeline offsite status')")
     if report.drill is not None and not report.drill.passed:
         report.failing.append("the last restore drill failed")
     box = report.outbox
@@ -156,6 +173,6 @@ def build(database_url: str, *, now: datetime, grace: float,
         check_outbox(conn)
         report = HealthReport(checked_at=now, schedules=evaluate(conn, now, grace),
                               last_backup=last_backup(conn), outbox=outbox_facts(conn),
-                              drill=drill)
+                              drill=drill, offsite=offsite_facts(conn, database_url))
     _judge(report)
     return report

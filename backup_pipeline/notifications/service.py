@@ -111,10 +111,10 @@ def _why_not(run: FinishedRun, s: notification_settings.NotificationSettings,
         return "success mails are off (setting notify_on_success=false)"
     if not run.succeeded and not s.notify_on_failure:
         return "failure mails are off (setting notify_on_failure=false)"
-    return _no_targets(s, mail_configured)
+    return no_targets(s, mail_configured)
 
 
-def _no_targets(s: notification_settings.NotificationSettings,
+def no_targets(s: notification_settings.NotificationSettings,
                 mail_configured: bool) -> str | None:
     """Why nothing can be sent to anyone, or None."""
     if s.notify_urls:

@@ -68,7 +68,9 @@ def validate(path: Path, progress: Progress | None = None,
     (one that declares more than `max_bytes` of data is refused before it is unpacked)."""
     progress = progress or Progress()
     progress.set_phase("checking archive")
-    return check_archive(Path(path), on_bytes=progress.add_bytes, max_bytes=max_bytes)
+    # an import is restored as an upload: psql always runs restricted (restore.load)
+    return check_archive(Path(path), on_bytes=progress.add_bytes, max_bytes=max_bytes,
+                         restricted_load=True)
 
 
 @contextmanager

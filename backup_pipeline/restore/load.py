@@ -65,7 +65,8 @@ def verify(settings: Settings, plan: RestorePlan, progress: Progress | None = No
 
         checked = check_archive(path, archive_sha256=whole_file_sha256,
                                 on_manifest=check_space, on_bytes=progress.add_bytes,
-                                max_bytes=settings.max_unpack_bytes)
+                                max_bytes=settings.max_unpack_bytes,
+                                restricted_load=not plan.trusted)
         if not plan.dry_run and plan.restores_database and not plan.trusted:
             _content_owner(settings)  # refused here, before the safety backup, if it must be
         return checked
@@ -159,7 +160,7 @@ def stage(settings: Settings, plan: RestorePlan, manifest: dict[str, Any],
                       sql_to=loader.write if loader else None, before_sql=begin,
                       documents_to=documents_to, archive_sha256=plan.archive_sha256,
                       on_bytes=on_bytes, leave_out=setup.statement if loader else None,
-                      max_bytes=settings.max_unpack_bytes)
+                      max_bytes=settings.max_unpack_bytes, restricted_load=not plan.trusted)
     except BaseException:
         if loader is not None:
             loader.abort()

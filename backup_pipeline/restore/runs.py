@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from backup_pipeline.catalog import history, liveness
 from backup_pipeline.catalog.history import _jsonable, check_migrated, parse_id
-from backup_pipeline.errors import NotFoundError
+from backup_pipeline.errors import ConfigError, NotFoundError
 from backup_pipeline.postgres import connect
 from backup_pipeline.restore.errors import RestoreBusyError
 
@@ -131,9 +131,12 @@ def create(database_url: str, *, backup_id: str, dry_run: bool, scope: str, trig
                 (restore_id, backup_id, dry_run, scope, trigger, run_id)))
     except psycopg.errors.UniqueViolation:
         row = active_restore(database_url)
-        if row is None:  # it ended in between
+        if row is None and (restore_id is None or not _exists(database_url, restore_id)):
+            # the active restore ended in between
             return create(database_url, backup_id=backup_id, dry_run=dry_run, scope=scope,
                           trigger=trigger, run_id=run_id, restore_id=restore_id)
+        if row is None:
+            raise ConfigError(f"restore id {restore_id} is taken by an earlier restore") from None
         raise RestoreBusyError(busy_message(row, "this restore")) from None
 
 
@@ -160,6 +163,12 @@ def fail(database_url: str, restore_id: str, message: str) -> None:
         update(database_url, restore_id, state="failed", error_message=message[:2000])
     except Exception:  # noqa: BLE001 - the catalog itself may be what failed
         liveness.release(restore_id, kind="restore")  # this process is done with it anyway
+
+
+def _exists(database_url: str, restore_id: str) -> bool:
+    with connect(database_url) as conn:
+        return conn.execute("SELECT 1 FROM backup.restore_runs WHERE id = %s",
+                            (restore_id,)).fetchone() is not None
 
 
 def get(database_url: str, restore_id: str) -> dict[str, Any]:

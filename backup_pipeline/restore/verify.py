@@ -188,9 +188,9 @@ class _Handover:
             pass
 
 
-def _scan_dump(handover: _Handover, limit: int, roles: RoleCollector
+def _scan_dump(handover: _Handover, limit: int, roles: RoleCollector, restricted_load: bool
                ) -> tuple[int, ScanResult]:
-    scanner = DumpScanner(on_statement=roles.feed)
+    scanner = DumpScanner(on_statement=roles.feed, restricted_load=restricted_load)
     sql = DumpSql(handover.read, limit)
     try:
         for chunk in sql:
@@ -207,6 +207,7 @@ def check_archive(
     on_manifest: Callable[[dict[str, Any]], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    restricted_load: bool = False,
 ) -> CheckedArchive:
     """Read every member once: sha256 against the manifest (and with `archive_sha256`, the
     whole file's against it), the dump decompressed (bounded) and scanned. Stages nothing.
@@ -233,7 +234,7 @@ def check_archive(
                 continue
             handover = _Handover()
             roles = RoleCollector()
-            scanned = pool.submit(_scan_dump, handover, limit, roles)
+            scanned = pool.submit(_scan_dump, handover, limit, roles, restricted_load)
             try:
                 _copy_member(member, result, handover.queue.put, on_bytes)
             finally:
@@ -281,8 +282,10 @@ class CheckedSql:
 
     def __init__(self, write: Callable[[bytes], Any],
                  before: Callable[[ScanResult], None] | None = None,
-                 leave_out: Callable[[bytes], bool] | None = None) -> None:
-        self.scanner = DumpScanner(on_statement=self._statement if leave_out else None)
+                 leave_out: Callable[[bytes], bool] | None = None,
+                 restricted_load: bool = False) -> None:
+        self.scanner = DumpScanner(on_statement=self._statement if leave_out else None,
+                                   restricted_load=restricted_load)
         self._write = write
         self._before = before
         self._leave_out = leave_out
@@ -347,6 +350,7 @@ def stage_archive(
     on_bytes: Callable[[int], None] | None = None,
     leave_out: Callable[[bytes], bool] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    restricted_load: bool = False,
 ) -> None:
     """Read the archive again and stage it, checking everything again on the way: the
     manifest must be `manifest` (the one verified), every member its sha256, the whole file
@@ -365,7 +369,8 @@ def stage_archive(
             if found != manifest:
                 raise ArchiveError(f"{path.name} changed after it was verified")
             if member.name == mf.DUMP_MEMBER:
-                _stage_dump(member, seen, limit, sql_to, before_sql, leave_out, on_bytes)
+                _stage_dump(member, seen, limit, sql_to, before_sql, leave_out, on_bytes,
+                            restricted_load)
             elif writer is not None:
                 _stage_document(member, seen, writer, on_bytes)
             else:
@@ -381,13 +386,13 @@ def _stage_dump(member: reader.Member, seen: CheckedArchive, limit: int,
                 sql_to: Callable[[bytes], Any] | None,
                 before_sql: Callable[[ScanResult], None] | None,
                 leave_out: Callable[[bytes], bool] | None,
-                on_bytes: Callable[[int], None] | None) -> None:
+                on_bytes: Callable[[int], None] | None, restricted_load: bool) -> None:
     if sql_to is None:
         _copy_member(member, seen, None, on_bytes)
         return
     digest = hashlib.sha256()
     sql = DumpSql(member.stream.read, limit, digest)
-    forward = CheckedSql(sql_to, before_sql, leave_out)
+    forward = CheckedSql(sql_to, before_sql, leave_out, restricted_load)
     for chunk in sql:
         forward.feed(chunk)
         if on_bytes is not None:

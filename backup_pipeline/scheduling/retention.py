@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 
 from backup_pipeline.backup.inventory import archive_path
 from backup_pipeline.catalog.history import _jsonable, check_migrated
+from backup_pipeline.offsite import cleanup as offsite
 from backup_pipeline.postgres import connect, one_line
 from backup_pipeline.restore.runs import restores_using
 from backup_pipeline.scheduling import slots
@@ -201,6 +202,7 @@ def apply(settings: Settings, schedule_id: str | None = None, *, dry_run: bool =
             except Exception as exc:
                 problem = one_line(exc)
             if problem is None:
+                victim["offsite"] = offsite.remove(settings, victim["id"])
                 report.deleted.append({**victim, "schedule": p.name})
             elif problem == "already deleted":
                 continue

@@ -106,7 +106,7 @@ def test_details_download_delete(api: ApiServer, app_env: AppEnv):
         deleted = client.delete(f"{BASE}/{record['id']}")
         assert deleted.status_code == 200
         assert deleted.json() == {"deleted": record["id"], "file_name": record["file_name"],
-                                  "file_removed": True}
+                                  "file_removed": True, "offsite": None}
         assert not path.exists()
         assert_error(client.get(f"{BASE}/{record['id']}"), 404, "not_found")
         assert_error(client.delete(f"{BASE}/{record['id']}"), 404, "not_found")

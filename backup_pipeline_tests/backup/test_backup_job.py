@@ -80,7 +80,7 @@ def test_backup_reports_metadata_and_asset(app_env: AppEnv):
     dump_meta = result.get_step_success_events()  # every step succeeded
     assert {e.step_key for e in dump_meta} == {
         "start_backup", "dump_database", "collect_documents", "write_manifest",
-        "build_archive", "record_backup", "schedule_retention"}
+        "build_archive", "record_backup", "schedule_retention", "offsite_copy"}
 
 
 def test_two_backups_in_one_second_get_distinct_names(app_env: AppEnv):

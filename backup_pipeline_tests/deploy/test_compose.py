@@ -19,7 +19,9 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 OUR_SERVICES = {"migrate", "code-server", "dagster-webserver", "dagster-daemon", "admin-api"}
-SERVICES = OUR_SERVICES | {"postgres", "dagster-postgres", "redis", "mailpit"}
+SERVICES = OUR_SERVICES | {"postgres", "dagster-postgres", "redis", "mailpit", "minio",
+                           "minio-setup"}
+ONE_SHOT = {"migrate", "minio-setup"}
 
 
 def compose(env_file: Path, *args: str) -> subprocess.CompletedProcess:
@@ -60,7 +62,8 @@ def test_a_missing_secret_is_named(env_file: Path):
 def test_env_example_holds_no_real_secret():
     values = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                   if line and not line.startswith("#"))
-    for key in ("APP_DB_PASSWORD", "DAGSTER_PG_PASSWORD", "ADMIN_API_TOKEN"):
+    for key in ("APP_DB_PASSWORD", "DAGSTER_PG_PASSWORD", "ADMIN_API_TOKEN",
+                "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_PASSWORD", "OFFSITE_AGE_RECIPIENTS"):
         assert values[key].startswith("change-me"), key
 
 
@@ -68,7 +71,7 @@ def test_services_are_health_checked_and_restarted(config: dict):
     services = config["services"]
     assert set(services) == SERVICES
     for name, service in services.items():
-        if name == "migrate":  # one-shot: others wait for it to complete
+        if name in ONE_SHOT:  # others wait for it to complete
             assert service["restart"] == "no"
             continue
         assert service["restart"] == "unless-stopped", name
@@ -126,3 +129,29 @@ def test_dockerfile_copies_only_what_the_context_has():
         for source in sources:
             assert (REPO / source).exists(), source
             assert source.split("/")[0] not in ignored, source
+
+
+def test_offsite_copies_go_to_minio_by_default(config: dict):
+    services = config["services"]
+    setup = services["minio-setup"]
+    assert services["minio"]["image"].startswith("minio/minio:")
+    assert setup["depends_on"]["minio"]["condition"] == "service_healthy"
+    script = " ".join(setup["command"])
+    assert "mc mb --ignore-existing --with-lock" in script
+    for name in ("code-server", "admin-api"):  # where copies are made, deleted, pushed
+        env = services[name]["environment"]
+        assert env["OFFSITE_URL"] == "s3://motovaultpro-backups/offsite", name
+        assert env["S3_ENDPOINT_URL"] == "http://minio:9000", name
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith("change-me"), name
+        assert env["OFFSITE_AGE_RECIPIENTS"], name
+        assert "AGE_IDENTITY_FILE" not in env, name  # the server cannot read copies back
+    assert services["code-server"]["depends_on"]["minio-setup"]["condition"] == (
+        "service_completed_successfully")
+    assert "minio_data" in config["volumes"]
+
+
+def test_a_missing_offsite_secret_is_named(env_file: Path):
+    env_file.write_text(re.sub(r"(?m)^AWS_SECRET_ACCESS_KEY=.*$", "", env_file.read_text()))
+    done = compose(env_file, "config", "-q")
+    assert done.returncode != 0
+    assert "set AWS_SECRET_ACCESS_KEY in .env" in done.stderr

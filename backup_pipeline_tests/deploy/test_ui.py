@@ -41,6 +41,7 @@ EXPECTED = [
     ("job", "restore_job"),
     ("job", "retention_job"),
     ("job", "drill_job"),
+    ("job", "offsite_job"),
     ("schedule", "hourly_backup_schedule"),
     ("schedule", "daily_backup_schedule"),
     ("schedule", "weekly_backup_schedule"),
@@ -54,6 +55,7 @@ EXPECTED = [
     ("sensor", "drill_failure_email_sensor"),
     ("sensor", "email_outbox_sensor"),
     ("sensor", "backup_freshness_sensor"),
+    ("sensor", "offsite_catch_up_sensor"),
 ]
 
 BACKUP_NOTE = "launched from the launchpad"

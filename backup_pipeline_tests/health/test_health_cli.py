@@ -92,3 +92,38 @@ def test_text_output_and_an_unreadable_catalog(catalog: dict[str, str]):
     assert len(done.stderr.strip().splitlines()) == 1 and "cannot judge" in done.stderr
     done = run_cli("health", env={**catalog, "FRESHNESS_GRACE": "half"})
     assert done.returncode == 2 and "FRESHNESS_GRACE" in done.stderr
+
+
+def copy_of(env: dict[str, str], schedule_id: str, state: str) -> None:
+    """An offsite copy row for the schedule's newest backup."""
+    sql(env, "INSERT INTO backup.offsite_copies (backup_id, bucket, object_key, state,"
+        " created_at) SELECT id, 'b', 'k/' || id, %s, now() - interval '3 days'"
+        " FROM backup.backup_history WHERE schedule_id = %s ORDER BY started_at DESC LIMIT 1",
+        state, schedule_id)
+
+
+def test_an_offsite_copy_past_its_allowance_makes_the_schedule_late(catalog: dict[str, str]):
+    """Where offsite copies are on, the newest copied backup must be as young as the newest
+    backup: a backup made in time whose copies keep failing is late all the same."""
+    env = {**catalog, "OFFSITE_URL": "s3://bucket/prefix"}
+    schedule = schedules.create(env["DATABASE_URL"], name="nightly", frequency="daily",
+                                retention=7)
+    backup_of(env, schedule["id"], "2 days")
+    copy_of(env, schedule["id"], "copied")
+    backup_of(env, schedule["id"], "2 hours")
+    copy_of(env, schedule["id"], "failed")
+    code, report = health(env)
+    assert (code, report["status"]) == (2, "failing")
+    [entry] = report["schedules"]
+    assert entry["state"] == "late" and entry["offsite_late"] is True
+    assert round(entry["offsite_age_seconds"] / 3600) == 48
+    assert any("no offsite copy for 48.0 h" in p for p in report["problems"])
+    assert report["offsite"]["failed"] == 1 and report["offsite"]["lag_seconds"] > 0
+
+    sql(env, "UPDATE backup.offsite_copies SET state = 'copied'")
+    code, report = health(env)
+    assert (code, report["status"], report["problems"]) == (0, "healthy", [])
+    assert report["offsite"]["lag_seconds"] == 0
+
+    code, report = health(catalog)  # copies off: their state does not count
+    assert report["offsite"] is None and report["schedules"][0]["offsite_late"] is False

@@ -23,6 +23,7 @@ from backup_pipeline.archive import manifest as mf
 from backup_pipeline.backup import service as backup_service
 from backup_pipeline.backup.service import run_backup
 from backup_pipeline.catalog import history, liveness
+from backup_pipeline.errors import ConfigError
 from backup_pipeline.postgres import database_name, with_database
 from backup_pipeline.restore import database, runs, service
 from backup_pipeline.restore import plan as restore_plan
@@ -280,3 +281,15 @@ def test_a_restore_that_was_reaped_meanwhile_does_not_swap(app_env):
 
     assert database_fingerprint(url) == before
     assert databases_like(url, f"{database_name(url)}_") == set()
+
+
+def test_a_restore_id_an_earlier_restore_took_is_refused_in_one_line(app_env):
+    """runs.create retried for ever when the id clashed with a finished restore's row."""
+    settings = app_env.settings
+    backup = run_backup(settings, backup_type="manual", trigger="test")
+    done = runs.create(settings.database_url, backup_id=backup["id"], dry_run=True,
+                       scope="both", trigger="test", run_id=None)
+    runs.fail(settings.database_url, done["id"], "over")
+    with pytest.raises(ConfigError, match="is taken by an earlier restore"):
+        runs.create(settings.database_url, backup_id=backup["id"], dry_run=True, scope="both",
+                    trigger="test", run_id=None, restore_id=done["id"])

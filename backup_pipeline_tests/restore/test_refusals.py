@@ -227,11 +227,12 @@ def test_archive_replaced_on_disk_is_refused(app_env, tmp_path):
 @pytest.mark.parametrize("backup_type", ["manual", "uploaded"])
 def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, backup_type,
                                                          make_role):
-    """The scanner lexes with standard_conforming_strings on; a dump that turns it off can
-    hide a line from it. psql then runs restricted, so the command fails instead of running."""
+    """The scanner follows `SET standard_conforming_strings`, not a function that turns it
+    off, so such a dump can hide a line from it. With pg_dump's \\restrict at the top (or an
+    upload's loader) psql runs restricted: the literal passes, the command fails."""
     settings = dataclasses.replace(app_env.settings, untrusted_owner=make_role("owner"))
     owned = tmp_path / "owned"
-    body = ("SET standard_conforming_strings = off;\n"
+    body = ("SELECT set_config('standard_conforming_strings', 'off', false);\n"
             "SELECT 'abc\\';\nCOPY public.restored_marker (id) FROM stdin;\n';\n"
             f"\\! touch {owned}\n\\.\n")
     members = good_members(body)
@@ -241,6 +242,29 @@ def test_meta_command_hidden_from_the_scanner_stops_psql(app_env, tmp_path, back
     before = database_fingerprint(settings.database_url), tree_fingerprint(settings.documents_dir)
     with pytest.raises(RestoreError, match="step load_database: .*backslash commands are "
                                            "restricted"):
+        service.run_restore(settings, backup_id, dry_run=False)
+    assert not owned.exists()
+    assert (database_fingerprint(settings.database_url),
+            tree_fingerprint(settings.documents_dir)) == before
+
+
+def test_string_read_two_ways_is_refused_where_psql_would_not_be_restricted(app_env, tmp_path):
+    """A trusted dump without pg_dump's \\restrict line is loaded by an unrestricted psql: the
+    scanner refuses the literal that reads two ways, before any load."""
+    settings = app_env.settings
+    owned = tmp_path / "owned"
+    body = ("SELECT set_config('standard_conforming_strings', 'off', false);\n"
+            "SELECT 'abc\\';\nCOPY public.restored_marker (id) FROM stdin;\n';\n"
+            f"\\! touch {owned}\n\\.\n")
+    dump = tiny_dump(body).replace(b"\\restrict abc123\n", b"").replace(
+        b"\\unrestrict abc123\n", b"")
+    members = {mf.DUMP_MEMBER: gz(dump), **DOCS}
+    archive = write_archive(tmp_path / "motovaultpro_backup_twoways.tar.gz",
+                            manifest_for(members), members)
+    backup_id = register(settings, archive, "manual")
+    before = database_fingerprint(settings.database_url), tree_fingerprint(settings.documents_dir)
+    with pytest.raises(RestoreError, match="step verify: .*reads differently with "
+                                           "standard_conforming_strings off at line 17"):
         service.run_restore(settings, backup_id, dry_run=False)
     assert not owned.exists()
     assert (database_fingerprint(settings.database_url),

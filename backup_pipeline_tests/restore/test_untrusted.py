@@ -15,11 +15,11 @@ import pytest
 
 from backup_pipeline.archive import manifest as mf
 from backup_pipeline.backup.service import run_backup
+from backup_pipeline.restore import plan as restore_plan
 from backup_pipeline.restore import runs, service
 from backup_pipeline.restore.errors import RestoreError
-from backup_pipeline_tests.conftest import psql
+from backup_pipeline_tests.conftest import psql, role_exists
 from backup_pipeline_tests.helpers import table_fingerprints
-from backup_pipeline_tests.restore.conftest import role_exists
 from backup_pipeline_tests.restore.helpers import (
     database_fingerprint,
     gz,
@@ -243,8 +243,8 @@ def test_a_killed_restore_leaves_its_loader_to_the_next_restore(app_env, make_ro
     backup_id = register(settings, archive, "uploaded")
     plan = service.claim(settings, backup_id, dry_run=False)
     service.verify(settings, plan)
-    service._loads[plan.restore_id]._thread.join()  # loading as its own role, not committed
-    service._stop_load(plan.restore_id)  # the process "dies": nothing else is cleaned up
+    restore_plan._background[plan.restore_id]._thread.join()  # its own role, not committed
+    restore_plan.stop_background(plan.restore_id)  # the process "dies": nothing else is cleaned
     runs.fail(settings.database_url, plan.restore_id, "killed")
     with psycopg.connect(settings.database_url) as conn:
         assert role_exists(conn, plan.loader_role)
