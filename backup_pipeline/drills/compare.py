@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from psycopg import sql
 
 from backup_pipeline.archive import manifest as mf
-from backup_pipeline.archive.writer import CHUNK
+from backup_pipeline.archive.reader import sha256_file
 from backup_pipeline.postgres import connect
 
 
@@ -57,14 +56,6 @@ def compare_tables(result: Comparison, manifest: dict[str, Any], url: str) -> No
                                      f"says {expected[name]}")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def compare_documents(result: Comparison, manifest: dict[str, Any], root: Path) -> None:
     """Each document the manifest lists, re-read from where it landed: what is on disk is what
     was backed up."""
@@ -76,5 +67,5 @@ def compare_documents(result: Comparison, manifest: dict[str, Any], root: Path) 
         result.documents_checked += 1
         if not path.is_file():
             result.mismatches.append(f"document {name}: missing after the restore")
-        elif sha256_of(path) != member["sha256"]:
+        elif sha256_file(path) != member["sha256"]:
             result.mismatches.append(f"document {name}: sha256 differs from the manifest's")
