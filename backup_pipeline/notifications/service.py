@@ -103,19 +103,29 @@ def decided_runs(database_url: str, run_ids: list[str]) -> set[tuple[str, str]]:
 
 def _why_not(run: FinishedRun, s: notification_settings.NotificationSettings,
              mail_configured: bool) -> str | None:
+    if not run.succeeded:
+        return why_no_failure_notice(s, mail_configured)
     if not s.email_enabled:
         return "email notifications are off (setting email_enabled=false)"
-    if run.succeeded and run.job_name == run_facts.DRILL_JOB:
+    if run.job_name == run_facts.DRILL_JOB:
         return "a restore drill that passed is recorded as its check, not mailed"
-    if run.succeeded and not s.notify_on_success:
+    if not s.notify_on_success:
         return "success mails are off (setting notify_on_success=false)"
-    if not run.succeeded and not s.notify_on_failure:
+    return no_targets(s, mail_configured)
+
+
+def why_no_failure_notice(s: notification_settings.NotificationSettings,
+                          mail_configured: bool) -> str | None:
+    """Why a failure is notified to no one (failed runs, failed offsite copies), or None."""
+    if not s.email_enabled:
+        return "email notifications are off (setting email_enabled=false)"
+    if not s.notify_on_failure:
         return "failure mails are off (setting notify_on_failure=false)"
     return no_targets(s, mail_configured)
 
 
 def no_targets(s: notification_settings.NotificationSettings,
-                mail_configured: bool) -> str | None:
+               mail_configured: bool) -> str | None:
     """Why nothing can be sent to anyone, or None."""
     if s.notify_urls:
         return None

@@ -19,15 +19,6 @@ from backup_pipeline.postgres import connect, database_name
 KIND = "offsite_failure"
 
 
-def why_not(database_url: str, mail_configured: bool) -> str | None:
-    current = notification_settings.load(database_url)
-    if not current.email_enabled:
-        return "email notifications are off (setting email_enabled=false)"
-    if not current.notify_on_failure:
-        return "failure mails are off (setting notify_on_failure=false)"
-    return service.no_targets(current, mail_configured)
-
-
 def body(copy: dict[str, Any], backup: dict[str, Any], target: str, run_link: str | None) -> str:
     pairs = [
         ("Result", "the offsite copy failed; the local backup is complete and kept"),
@@ -48,11 +39,11 @@ def queue_failure(database_url: str, copy: dict[str, Any], backup: dict[str, Any
                   target: str, mail_configured: bool, run_id: str | None,
                   webserver_url: str | None) -> str:
     """Queue the mail for every recipient; returns what was done, for the step's log."""
-    reason = why_not(database_url, mail_configured)
+    current = notification_settings.load(database_url)
+    reason = service.why_no_failure_notice(current, mail_configured)
     if reason is not None:
         return f"no failure mail: {reason}"
-    recipients, urls = service.targets(notification_settings.load(database_url),
-                                       mail_configured)
+    recipients, urls = service.targets(current, mail_configured)
     database = database_name(database_url)
     subject = f"Offsite copy FAILED ({database}): {backup.get('file_name')}"
     text = body(copy, backup, target, run_url(webserver_url, run_id) if run_id else None)
