@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from backup_pipeline.archive.compression import Compression
 from backup_pipeline.errors import ConfigError
 
 ARCHIVE_PREFIX = "motovaultpro_backup_"
@@ -26,6 +27,8 @@ class Settings:
     restore_max_bytes: int | None = None
     # RESTORE_UNTRUSTED_OWNER: owns the objects of archives not made here (see restore.roles)
     untrusted_owner: str | None = None
+    # BACKUP_COMPRESSION_LEVEL and BACKUP_COMPRESSION_THREADS
+    compression: Compression = field(default_factory=lambda: Compression.from_env({}))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -45,6 +48,7 @@ class Settings:
             pg_bin_dir=Path(pg_bin) if pg_bin else None,
             restore_max_bytes=int(max_bytes) if max_bytes else None,
             untrusted_owner=env.get("RESTORE_UNTRUSTED_OWNER", "").strip() or None,
+            compression=Compression.from_env(env),
         )
 
     @property

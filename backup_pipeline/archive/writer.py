@@ -1,8 +1,9 @@
-"""Writing tar entries through gzip, one gzip member per run of entries at the same level.
+"""Writing tar entries through gzip members: compressed, or stored as they are.
 
 Already-compressed data (the dump, JPEGs, PDFs, zips) goes into members of stored deflate
-blocks (no compression: ISA-L's level 0 would grow it by a fifth), the rest is compressed at
-ISA-L level 3; RFC 1952 allows concatenated members and GNU tar and gzip read them.
+blocks (no compression: a compressor's lowest level would grow it by a fifth), the rest is
+compressed at the backup's level on its threads (see compression.py); RFC 1952 allows
+concatenated members and GNU tar and gzip read them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
+from backup_pipeline.archive.compression import CHUNK, Compression, ParallelMembers
+
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
-CHUNK = 1024 * 1024
 LEVEL_STORE = 0  # stored blocks, see StoredDeflate
-LEVEL_COMPRESS = 3
+LEVEL_COMPRESS = 1  # the backup's compression level (GzipMembers' Compression)
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no mtime, OS unknown
 _MAX_STORED = 0xFFFF
 
@@ -73,8 +75,7 @@ class HashingWriter:
 class StoredDeflate:
     """A gzip member of stored deflate blocks: the bytes as they are, framed and checksummed.
 
-    The same interface as a compressobj (compress, flush), so GzipMembers uses it for
-    LEVEL_STORE; it costs a CRC and a copy, and adds 5 bytes per 64 KiB.
+    It costs a CRC and a copy, and adds 5 bytes per 64 KiB.
     """
 
     def __init__(self) -> None:
@@ -102,12 +103,6 @@ class StoredDeflate:
         self._started = True
         final_empty_block = struct.pack("<BHH", 1, 0, 0xFFFF)
         return head + final_empty_block + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
-
-
-def _compressor(level: int):
-    if level == LEVEL_STORE:
-        return StoredDeflate()
-    return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
 
 
 class StoredMemberWriter:
@@ -139,29 +134,39 @@ class StoredMemberWriter:
 
 
 class GzipMembers:
-    """Deflates a byte stream into gzip members; a change of level starts a new member."""
+    """A tar stream into gzip members: LEVEL_COMPRESS data compressed on `compression`'s
+    threads, LEVEL_STORE data in stored members; a change of level starts a new member."""
 
-    def __init__(self, out: HashingWriter | BinaryIO):
+    def __init__(self, out: HashingWriter | BinaryIO, compression: Compression | None = None):
         self.out = out
-        self._level: int | None = None
-        self._compressor = None
+        self._members = ParallelMembers(out, compression or Compression())
+        self._stored: StoredDeflate | None = None
         self.uncompressed = 0
 
     def write(self, data: bytes, level: int) -> None:
-        if level != self._level:
-            self.end_member()
-            self._compressor = _compressor(level)
-            self._level = level
         self.uncompressed += len(data)
-        out = self._compressor.compress(data)
-        if out:
-            self.out.write(out)
+        if level == LEVEL_STORE:
+            if self._stored is None:
+                self._members.end_member()
+                self._stored = StoredDeflate()
+            self._members.write_ready(self._stored.compress(data))
+        else:
+            self._end_stored()
+            self._members.write(data)
+
+    def _end_stored(self) -> None:
+        if self._stored is not None:
+            self._members.write_ready(self._stored.flush())
+            self._stored = None
 
     def end_member(self) -> None:
-        if self._compressor is not None:
-            self.out.write(self._compressor.flush())
-        self._compressor = None
-        self._level = None
+        """End the current member; everything written so far is in `out`."""
+        self._end_stored()
+        self._members.flush()
+
+    def abandon(self) -> None:
+        """After a failure: drop what is still being compressed."""
+        self._members.abandon()
 
     def write_raw_members(self, source: BinaryIO, uncompressed_size: int) -> None:
         """Append complete gzip members made elsewhere, unchanged."""

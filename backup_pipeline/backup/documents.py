@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backup_pipeline.archive.compression import Compression
 from backup_pipeline.archive.manifest import DOCUMENTS_PREFIX, RESERVED_PREFIX
 from backup_pipeline.archive.writer import (
     CHUNK,
@@ -104,7 +105,8 @@ def scan(root: Path) -> Scan:
 
 def collect_documents(root: Path, staging: Path, progress: Progress | None = None,
                       check: Callable[[], None] | None = None,
-                      scanned: Scan | None = None) -> DocumentsResult:
+                      scanned: Scan | None = None,
+                      compression: Compression | None = None) -> DocumentsResult:
     """Write every document (of `scanned`, or found now) as a tar entry into
     `staging/documents.segment` (gzip members) and its (path, size, sha256) into
     `staging/documents.jsonl`. `check`, called for every chunk read, may raise to stop."""
@@ -124,41 +126,50 @@ def collect_documents(root: Path, staging: Path, progress: Progress | None = Non
     with create_private(Path(result.segment_path)) as seg_raw, \
             create_private(Path(result.index_path)) as index:
         out = HashingWriter(seg_raw)
-        gz = GzipMembers(out)
-        for rel, st in files:
-            name = DOCUMENTS_PREFIX + rel
-            try:
-                fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                result.skipped.append(f"{rel} (deleted during the backup)")
-                continue
-            except OSError as exc:
-                raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
-            with os.fdopen(fd, "rb") as source:
-                try:
-                    head = read_source(source, min(CHUNK, st.st_size))
-                    level = LEVEL_STORE if looks_compressed(Path(rel), head) else LEVEL_COMPRESS
-                    digest = write_entry_from_file(
-                        gz, name, source, st.st_size, level, mtime=int(st.st_mtime),
-                        mode=st.st_mode, on_bytes=on_bytes, first_chunk=head,
-                    )
-                except EOFError:
-                    raise BackupError(
-                        f"document {rel!r} shrank while it was being read; run the backup again"
-                    ) from None
-                except SourceReadError as exc:
-                    raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
-            index.write(json.dumps({"path": name, "size": st.st_size, "sha256": digest},
-                                   ensure_ascii=False).encode() + b"\n")
-            result.count += 1
-            result.bytes += st.st_size
-            progress.add_document()
+        gz = GzipMembers(out, compression)
+        try:
+            _archive_files(root, files, gz, index, result, on_bytes, progress)
+        except BaseException:
+            gz.abandon()
+            raise
         gz.end_member()
         seg_raw.flush()
         result.segment_bytes = out.size
         result.tar_bytes = gz.uncompressed
     result.seconds = time.monotonic() - started
     return result
+
+
+def _archive_files(root: Path, files: list, gz: GzipMembers, index, result: DocumentsResult,
+                   on_bytes: Callable[[int], None], progress: Progress) -> None:
+    for rel, st in files:
+        name = DOCUMENTS_PREFIX + rel
+        try:
+            fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            result.skipped.append(f"{rel} (deleted during the backup)")
+            continue
+        except OSError as exc:
+            raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as source:
+            try:
+                head = read_source(source, min(CHUNK, st.st_size))
+                level = LEVEL_STORE if looks_compressed(Path(rel), head) else LEVEL_COMPRESS
+                digest = write_entry_from_file(
+                    gz, name, source, st.st_size, level, mtime=int(st.st_mtime),
+                    mode=st.st_mode, on_bytes=on_bytes, first_chunk=head,
+                )
+            except EOFError:
+                raise BackupError(
+                    f"document {rel!r} shrank while it was being read; run the backup again"
+                ) from None
+            except SourceReadError as exc:
+                raise BackupError(f"cannot read document {rel!r}: {exc.strerror}") from None
+        index.write(json.dumps({"path": name, "size": st.st_size, "sha256": digest},
+                               ensure_ascii=False).encode() + b"\n")
+        result.count += 1
+        result.bytes += st.st_size
+        progress.add_document()
 
 
 class Stopped(BaseException):
@@ -179,9 +190,10 @@ class DocumentCollector:
     thread starts, so a folder or a name that cannot be archived fails the step that starts
     it."""
 
-    def __init__(self, root: Path, staging: Path):
+    def __init__(self, root: Path, staging: Path, compression: Compression | None = None):
         self.root = check_root(root)
         self.staging = Path(staging)
+        self.compression = compression
         self._scanned = scan(self.root)
         self.progress: Progress = _Counting()
         self.result: DocumentsResult | None = None
@@ -201,7 +213,8 @@ class DocumentCollector:
     def _run(self) -> None:
         try:
             self.result = collect_documents(self.root, self.staging, self.progress,
-                                            check=self._stopping, scanned=self._scanned)
+                                            check=self._stopping, scanned=self._scanned,
+                                            compression=self.compression)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
             self.error = exc
 

@@ -1,8 +1,9 @@
-"""pg_dump of the application database, streamed through ISA-L gzip into a staging file.
+"""pg_dump of the application database, streamed through gzip into a staging file.
 
-pg_dump writes into a pipe; this thread only moves its output on, while a thread of ISA-L's
-compresses it (the GIL released) and frames it as the archive's dump entry, so pg_dump never
-waits for compression and assembling the archive later only appends the file.
+pg_dump writes into a pipe; this thread only moves its output on, while the compression
+threads compress it in chunks (the GIL released) and this thread frames the members as the
+archive's dump entry, so pg_dump never waits for compression and assembling the archive later
+only appends the file.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip_threaded
-
+from backup_pipeline.archive.compression import ParallelMembers
 from backup_pipeline.archive.manifest import DUMP_COMPLETE_MARKER
 from backup_pipeline.archive.writer import (
     CHUNK,
-    LEVEL_COMPRESS,
     StoredMemberWriter,
     create_private,
     padding,
@@ -147,16 +146,19 @@ def dump_database(settings: Settings, staging: Path, progress: Progress | None =
                 raise BackupError(f"cannot start pg_dump: {exc.strerror}") from None
             _widen_pipe(proc.stdout)
             entry = StoredMemberWriter(out)
+            gz = ParallelMembers(entry, settings.compression)
             try:
-                with igzip_threaded.open(entry, "wb", compresslevel=LEVEL_COMPRESS, threads=1,
-                                         block_size=CHUNK) as gz:
-                    for chunk in _output(proc.stdout, check):
-                        sql_bytes += len(chunk)
-                        tail = (tail + chunk[-256:])[-256:]
-                        gz.write(chunk)
-                        counter.feed(chunk)
-                        progress.add_bytes(len(chunk))
+                for chunk in _output(proc.stdout, check):
+                    sql_bytes += len(chunk)
+                    tail = (tail + chunk[-256:])[-256:]
+                    gz.write(chunk)
+                    counter.feed(chunk)
+                    progress.add_bytes(len(chunk))
+                gz.flush()
                 returncode = proc.wait()
+            except BaseException:
+                gz.abandon()
+                raise
             finally:
                 if proc.poll() is None:
                     proc.kill()

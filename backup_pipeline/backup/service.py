@@ -249,7 +249,8 @@ def require_staging(plan: BackupPlan) -> Path:
 def start_documents(settings: Settings, plan: BackupPlan) -> DocumentsStarted:
     """Start archiving the documents on a thread; `finish_documents` waits for it."""
     with failing(settings, plan):
-        collector = DocumentCollector(settings.documents_dir, require_staging(plan))
+        collector = DocumentCollector(settings.documents_dir, require_staging(plan),
+                                      settings.compression)
         with _collectors_lock:
             _collectors[plan.backup_id] = collector
         collector.start()
@@ -369,7 +370,7 @@ def assemble(settings: Settings, plan: BackupPlan, manifest_path: str, dump_resu
         temp = require_staging(plan) / "archive.tar.gz.partial"
         progress.set_phase("writing archive")
         with create_private(temp, buffering=0) as out:
-            gz = GzipMembers(out)
+            gz = GzipMembers(out, settings.compression)
             write_entry_bytes(gz, mf.MANIFEST_NAME, Path(manifest_path).read_bytes(),
                               LEVEL_COMPRESS)
             gz.write(tar_header(mf.DUMP_MEMBER, dump_result.size), LEVEL_COMPRESS)

@@ -118,15 +118,18 @@ def collect_documents(
     return started
 
 
-@dg.op(description="pg_dump (plain, schema backup excluded) through ISA-L gzip to staging, "
-       "while the documents are archived; stops early if they fail.")
+@dg.op(description="pg_dump (plain, schema backup excluded) through gzip "
+       "(BACKUP_COMPRESSION_LEVEL, on BACKUP_COMPRESSION_THREADS threads) to staging, while the "
+       "documents are archived; stops early if they fail.")
 def dump_database(
     context: dg.OpExecutionContext, plan: service.BackupPlan,
     documents: service.DocumentsStarted, database: DatabaseResource, storage: StorageResource,
 ) -> DumpResult:
-    result = service.dump(_settings(database, storage), plan, _progress(context))
+    settings = _settings(database, storage)
+    result = service.dump(settings, plan, _progress(context))
     context.add_output_metadata({
         "dump_bytes": result.size, "sql_bytes": result.sql_bytes,
+        "compression": settings.compression.describe(),
         "server_version": result.server_version, "pg_dump_version": result.pg_dump_version,
         "seconds": round(result.seconds, 3),
         **({"table_rows": result.contents["table_rows"],
