@@ -1,8 +1,12 @@
-"""The reference dataset: a database of the application's shape and a documents tree.
+"""The reference datasets: a database of the application's shape and a documents tree.
 
-Deterministic for a given scale, built once and cached: the database `bench_s<scale>` on the
-server, the documents under `<cache>/s<scale>/documents`. A dataset is reused only when both
-carry the stamp written after they were completely built.
+Two kinds (KINDS): `realistic` (benchmarks/realistic.py: names, addresses, free text, jsonb, as
+an application's records are) and `synthetic` (this module and benchmarks/fill.sql: the
+application's tables only, seeded pseudo-random rows from small word lists; the dataset of the
+measurements before issue 16). Deterministic for a given kind and scale, built once and cached:
+the database (`bench_real_s<scale>`, `bench_s<scale>`) on the server, the documents under
+`<cache>/real_s<scale>/documents` or `<cache>/s<scale>/documents`. A dataset is reused only when
+both carry the stamp written after they were completely built.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import os
 import random
 import shutil
 import subprocess
+import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +25,7 @@ import psycopg
 
 from backup_pipeline.catalog.migrate import migrate
 from backup_pipeline.postgres import client_env, with_database
+from benchmarks import realistic, vocabulary
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "scripts" / "demo_schema.sql"
@@ -52,10 +59,16 @@ class Dataset:
     documents: int = 0
     documents_bytes: int = 0
     compressible_bytes: int = 0
+    dump_gzip_bytes: int = 0  # the plain dump through zlib level 6, as `gzip -6` writes it
+    kind: str = "synthetic"
 
     @property
     def stamp(self) -> str:
-        return f"backup_pipeline benchmark dataset v{VERSION} scale={self.key}"
+        return KINDS[self.kind].stamp(self.key)
+
+    @property
+    def gzip_ratio(self) -> float | None:
+        return self.dump_bytes / self.dump_gzip_bytes if self.dump_gzip_bytes else None
 
 
 def scale_key(scale: float) -> str:
@@ -139,12 +152,13 @@ def user_files(user: int, folder: Path) -> list[tuple[Path, bool]]:
     return made
 
 
-def build_documents(root: Path, users: int) -> tuple[int, int, int, list[tuple]]:
+def build_documents(root: Path, users: int, write_user=user_files
+                    ) -> tuple[int, int, int, list[tuple]]:
     """(files, bytes, compressible bytes, rows for the documents table)."""
     files = total = compressible = 0
     rows = []
     for user in range(1, users + 1):
-        for path, text in user_files(user, root / str(user)):
+        for path, text in write_user(user, root / str(user)):
             size = path.stat().st_size
             files += 1
             total += size
@@ -161,16 +175,20 @@ def _psql_file(url: str, path: Path, **variables: str) -> None:
                     "-f", str(path)], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def _dump_bytes(url: str) -> int:
+def _dump_sizes(url: str) -> tuple[int, int]:
+    """(plain dump bytes, the same through zlib level 6): the latter says how compressible the
+    dataset is, as `gzip -6` of the naive pipeline finds it (real SQL text: about 3.5-5 x)."""
     conninfo, env = client_env(url)
+    gzip6 = zlib.compressobj(6, zlib.DEFLATED, 31)
+    n = packed = 0
     with subprocess.Popen(["pg_dump", "--format=plain", "--exclude-schema=backup",
                            f"--dbname={conninfo}"], stdout=subprocess.PIPE, env=env) as proc:
-        n = 0
         while chunk := proc.stdout.read(1 << 20):
             n += len(chunk)
+            packed += len(gzip6.compress(chunk))
     if proc.returncode != 0:
         raise RuntimeError("pg_dump of the benchmark database failed")
-    return n
+    return n, packed + len(gzip6.flush())
 
 
 def _stamp_of(server_url: str, database: str) -> str | None:
@@ -185,48 +203,87 @@ def drop_database(server_url: str, database: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def _fill_synthetic(database_url: str, scale: float) -> None:
+    _psql_file(database_url, FILL, scale=str(max(1, round(SCHEMA_SCALE_PER_UNIT * scale))))
+
+
+def _fill_realistic(database_url: str, scale: float) -> None:
+    _psql_file(database_url, realistic.FILL, scale=f"{scale:g}", **vocabulary.psql_variables())
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a dataset of one kind is named and made."""
+
+    name: str
+    prefix: str  # of the database (bench_<prefix>s<scale>) and the folder (<prefix>s<scale>)
+    version: int
+    user_files: Callable[[int, Path], list[tuple[Path, bool]]]
+    fill: Callable[[str, float], None]  # (database URL, scale): rows into the loaded schema
+    documents_sql: str | None = None  # SQL run once the documents table has its rows
+
+    def stamp(self, key: str) -> str:
+        kind = "" if self.name == "synthetic" else f"{self.name} "  # synthetic: as before
+        return f"backup_pipeline benchmark dataset {kind}v{self.version} scale={key}"
+
+
+KINDS = {
+    "realistic": Kind("realistic", "real_", realistic.VERSION, realistic.user_files,
+                      _fill_realistic, realistic.DOCUMENTS_SQL),
+    "synthetic": Kind("synthetic", "", VERSION, user_files, _fill_synthetic),
+}
+
+
 def ensure(server_url: str, cache: Path, scale: float, name: str | None = None,
-           log=print) -> Dataset:
-    """The dataset at `scale`, built unless a complete one with the same stamp exists."""
+           log=print, kind: str = "realistic") -> Dataset:
+    """The dataset of `kind` at `scale`, built unless a complete one with its stamp exists."""
+    how = KINDS[kind]
     key = scale_key(scale)
-    database = name or f"bench_s{key}"
-    folder = cache / f"s{key}"
+    database = name or f"bench_{how.prefix}s{key}"
+    folder = cache / f"{how.prefix}s{key}"
     ds = Dataset(scale, key, database, with_database(server_url, database),
-                 str(folder / "documents"))
+                 str(folder / "documents"), kind=kind)
     info_path = folder / "dataset.json"
     if info_path.exists() and _stamp_of(server_url, database) == ds.stamp:
         saved = json.loads(info_path.read_text())
         if saved.get("stamp") == ds.stamp and saved.get("database") == database:
             for field in ("database_bytes", "dump_bytes", "documents", "documents_bytes",
-                          "compressible_bytes"):
-                setattr(ds, field, saved[field])
+                          "compressible_bytes", "dump_gzip_bytes"):
+                setattr(ds, field, saved.get(field, 0))
             log(f"dataset: reusing {database} and {ds.documents_dir}")
             return ds
-    log(f"dataset: building scale {scale:g} ({database}, {folder}); this takes a while once")
+    log(f"dataset: building {kind} scale {scale:g} ({database}, {folder}); this takes a while "
+        "once")
     info_path.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     drop_database(server_url, database)
     docs = Path(ds.documents_dir)
     docs.mkdir(parents=True)
     users = max(1, round(DOCUMENT_USERS_PER_UNIT * scale))
-    ds.documents, ds.documents_bytes, ds.compressible_bytes, rows = build_documents(docs, users)
+    ds.documents, ds.documents_bytes, ds.compressible_bytes, rows = build_documents(
+        docs, users, how.user_files)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     _psql_file(ds.database_url, SCHEMA, scale="0")  # the tables only
-    _psql_file(ds.database_url, FILL, scale=str(max(1, round(SCHEMA_SCALE_PER_UNIT * scale))))
+    how.fill(ds.database_url, scale)
     with psycopg.connect(ds.database_url) as conn, conn.cursor() as cur, cur.copy(
             "COPY documents (user_id, file_name, storage_key, size_bytes) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+    if how.documents_sql:
+        with psycopg.connect(ds.database_url) as conn:
+            conn.execute(how.documents_sql)
     migrate(ds.database_url)
     with psycopg.connect(ds.database_url, autocommit=True) as conn:
         conn.execute("VACUUM (FREEZE, ANALYZE)")
         ds.database_bytes = conn.execute("SELECT pg_database_size(current_database())"
                                          ).fetchone()[0]
-    ds.dump_bytes = _dump_bytes(ds.database_url)
+    ds.dump_bytes, ds.dump_gzip_bytes = _dump_sizes(ds.database_url)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'COMMENT ON DATABASE "{database}" IS {_literal(ds.stamp)}')
     info_path.write_text(json.dumps({**asdict(ds), "stamp": ds.stamp}, indent=1))
+    log(f"dataset: plain dump {ds.dump_bytes / 1e6:,.1f} MB, gzip -6 ratio "
+        f"{ds.gzip_ratio:.2f} x; {ds.documents:,} documents {ds.documents_bytes / 1e6:,.1f} MB")
     return ds
 
 

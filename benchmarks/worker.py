@@ -1,15 +1,15 @@
 """One operation of ours in a fresh process, so the benchmark sees its memory and time alone.
 
-    worker.py backup-dagster    backup_job through Dagster on the instance in DAGSTER_HOME,
-                                as `backup-pipeline backup` runs it
-    worker.py backup-service    the same backup without Dagster (service.run_backup)
+    worker.py backup-service    a backup without Dagster (service.run_backup); the benchmark
+                                runs the one with Dagster as a user does, `backup-pipeline
+                                backup --json`
     worker.py restore-service   restore of backup RESTORE_BACKUP_ID (database and documents)
                                 by the restore service's steps, all but the safety backup
     worker.py drill-service     restore drill of backup RESTORE_BACKUP_ID (drills.run_drill)
 
 Configuration comes from the environment (DATABASE_URL, DOCUMENTS_DIR, BACKUP_DIR,
-DAGSTER_HOME). Prints one JSON object: seconds of the operation itself (imports done),
-and the archive it made.
+BACKUP_COMPRESSION_LEVEL, BACKUP_COMPRESSION_THREADS). Prints one JSON object: seconds of the
+operation itself (imports done), and the archive it made.
 """
 
 from __future__ import annotations
@@ -22,19 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def backup_dagster() -> dict:
-    from backup_pipeline.cli import dagster_run
-    from backup_pipeline.definitions import defs  # noqa: F401 - imported before the clock starts
-
-    started = time.perf_counter()
-    result = dagster_run.execute("backup_job", {"ops": {"start_backup": {"config": {
-        "backup_type": "manual", "trigger": "benchmark"}}}})
-    seconds = time.perf_counter() - started
-    if not result.success:
-        raise SystemExit(f"backup_job failed: {dagster_run.failure_message(result)}")
-    return _summary(result.output_for_node("record_backup"), seconds)
-
-
 def backup_service() -> dict:
     from backup_pipeline.backup import service
     from backup_pipeline.settings import Settings
@@ -42,7 +29,9 @@ def backup_service() -> dict:
     settings = Settings.from_env()
     started = time.perf_counter()
     row = service.run_backup(settings, trigger="benchmark")
-    return _summary(row, time.perf_counter() - started)
+    return {"seconds": time.perf_counter() - started,
+            "archive_path": str(settings.backup_dir / row["file_name"]),
+            "backup_id": str(row["id"]), "archive_bytes": row["size_bytes"]}
 
 
 def restore_service() -> dict:
@@ -85,15 +74,7 @@ def drill_service() -> dict:
             "documents_checked": result.comparison.documents_checked}
 
 
-def _summary(row: dict, seconds: float) -> dict:
-    from backup_pipeline.settings import Settings
-
-    path = Settings.from_env().backup_dir / row["file_name"]
-    return {"seconds": seconds, "archive_path": str(path), "backup_id": str(row["id"]),
-            "archive_bytes": row["size_bytes"]}
-
-
-OPERATIONS = {"backup-dagster": backup_dagster, "backup-service": backup_service,
+OPERATIONS = {"backup-service": backup_service,
               "restore-service": restore_service, "drill-service": drill_service}
 
 
