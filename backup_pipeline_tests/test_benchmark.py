@@ -16,21 +16,26 @@ def test_benchmark_runs_at_a_tiny_scale(tmp_path: Path, pg_server_url: str,
     try:
         done = subprocess.run(
             [sys.executable, str(REPO / "benchmarks" / "run.py"), "--scale", "0.003",
-             "--repeat", "1", "--cache", str(tmp_path / "cache"), "--server-url", pg_server_url,
+             "--repeat", "1", "--levels", "fast,balanced", "--threads", "2",
+             "--cache", str(tmp_path / "cache"), "--server-url", pg_server_url,
              "--database-name", name, "--json", str(tmp_path / "raw.json")],
             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stderr[-3000:]
         report = done.stdout
-        for label in ("floor:", "naive:", "backup_job through Dagster", "without Dagster",
-                      "empty database", "restore floor:", "our restore without its safety"):
+        for label in ("floor:", "naive:", "`backup-pipeline backup`, level fast, 2 threads",
+                      "`backup-pipeline backup`, level balanced, 2 threads", "without Dagster",
+                      "empty database", "restore floor:", "our restore of the level fast archive",
+                      "our restore of the level balanced archive", "Dagster's fixed cost",
+                      "| level | threads |", "Dataset (realistic)"):
             assert label in report
-        assert "| restore time / restore floor |" in report
-        assert "| backup time / floor, through Dagster |" in report and "Machine: " in report
+        assert "| restore time / restore floor, level balanced |" in report
+        assert "| backup time / floor, level fast, 2 threads |" in report
+        assert "Machine: " in report
         raw = json.loads((tmp_path / "raw.json").read_text())
-        assert raw["backup"]["extras"][0]["archive_bytes"] > 0
-        assert raw["naive"]["extras"][0]["archive_bytes"] > 0
-        assert all(s["peak_mb"] > 0 for s in raw["backup"]["samples"])
-        assert raw["restore"]["extras"][0]["seconds"] > 0
+        for key in ("backup_fast_t2", "backup_balanced_t2", "naive"):
+            assert raw[key]["extras"][0]["archive_bytes"] > 0
+        assert all(s["peak_mb"] > 0 for s in raw["backup_fast_t2"]["samples"])
+        assert raw["restore_fast"]["extras"][0]["inside"] > 0
         assert list((tmp_path / "cache" / "work").glob("*")) == []  # archives removed
         with databases.admin() as conn:  # the restore cases' throwaway databases are gone
             assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
