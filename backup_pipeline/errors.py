@@ -30,3 +30,15 @@ class ConflictError(BackupPipelineError):
 
 class UnavailableError(ConfigError):
     """A service we depend on (the database, Dagster's webserver) does not answer."""
+
+
+def error_text(error) -> str:
+    """A Dagster SerializableErrorInfo's innermost cause, on one line, without its class name
+    (here, not in the CLI, so the sensors use it without importing the command line)."""
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    prefix = f"{error.cls_name}: "
+    if error.cls_name and prefix in message:
+        message = message.split(prefix, 1)[1]
+    return " ".join(message.split())

@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from backup_pipeline import checks
-from backup_pipeline.cli.dagster_run import error_text
-from backup_pipeline.errors import ConfigError
+from backup_pipeline.errors import ConfigError, error_text
 from backup_pipeline.health import alerts
 from backup_pipeline.health.freshness import grace_from_env
 from backup_pipeline.notifications import service

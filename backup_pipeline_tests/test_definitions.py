@@ -36,3 +36,15 @@ def test_dagster_definitions_validate(tmp_path: Path):
                                              "DAGSTER_HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_definitions_import_no_client_of_an_optional_service():
+    """boto3 (through dagster-aws too) and redis are imported when offsite copies or a Redis
+    lock are used, not by every process that loads the code location (each backup included)."""
+    optional = ["boto3", "dagster_aws", "redis"]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; import backup_pipeline.definitions; "
+         f"print(' '.join(m for m in {optional!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k not in ("OFFSITE_URL", "REDIS_URL")})
+    assert done.stdout.split() == []

@@ -1,11 +1,13 @@
-"""`backup`, `list`, `show`, `verify`, `delete`."""
+"""`backup`, `list`, `show`, `verify`, `delete`.
+
+backup_pipeline.backup.inventory (boto3, through the offsite cleanup) and Dagster are imported
+by the commands that use them, so `backup-pipeline list` starts without them."""
 
 from __future__ import annotations
 
 import sys
 from contextlib import suppress
 
-from backup_pipeline.backup import inventory
 from backup_pipeline.catalog import history
 from backup_pipeline.catalog.migrate import pending
 from backup_pipeline.cli import dagster_run
@@ -82,10 +84,14 @@ def run_list(args) -> Result:
 
 
 def run_show(args) -> Result:
+    from backup_pipeline.backup import inventory
+
     return Result(inventory.show(Settings.from_env(), args.id))
 
 
 def run_verify(args) -> Result:
+    from backup_pipeline.backup import inventory
+
     settings = None
     with suppress(ConfigError):  # verifying a file by path needs no database
         settings = Settings.from_env()
@@ -95,5 +101,7 @@ def run_verify(args) -> Result:
 
 
 def run_delete(args) -> Result:
+    from backup_pipeline.backup import inventory
+
     out = inventory.delete(Settings.from_env(), args.id)
     return Result(out, f"deleted backup {out['deleted']} ({out['file_name'] or 'no file'})")

@@ -10,10 +10,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from backup_pipeline.checks import drill_from_instance
 from backup_pipeline.cli.output import Result
 from backup_pipeline.errors import BackupPipelineError
-from backup_pipeline.health import report as health_report
 from backup_pipeline.health.freshness import grace_from_env
 from backup_pipeline.postgres import one_line
 from backup_pipeline.settings import Settings
@@ -28,6 +26,11 @@ def register(sub, common) -> None:
 
 
 def run_health(args) -> Result:
+    # imported here, not for every command: the report brings the notification modules and
+    # pydantic, the drill's result Dagster
+    from backup_pipeline.checks import drill_from_instance
+    from backup_pipeline.health import report as health_report
+
     now = datetime.now(UTC)
     try:
         settings = Settings.from_env()

@@ -1,4 +1,7 @@
-"""`offsite status | list | push ID | pull KEY`: the copies in S3-compatible storage."""
+"""`offsite status | list | push ID | pull KEY`: the copies in S3-compatible storage.
+
+The offsite modules (boto3, age) are imported by the commands, so other commands start
+without them."""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ from backup_pipeline.cli import dagster_run
 from backup_pipeline.cli.backups import _require_migrated
 from backup_pipeline.cli.output import Result, format_record, format_table
 from backup_pipeline.errors import BackupError
-from backup_pipeline.offsite import cleanup, service, storage
 from backup_pipeline.offsite import config as offsite_config
 from backup_pipeline.offsite.config import OffsiteError
-from backup_pipeline.offsite.pull import pull
 from backup_pipeline.progress import human_bytes
 from backup_pipeline.settings import Settings
 
@@ -35,11 +36,15 @@ def register(sub, common) -> None:
 
 
 def _target():
+    from backup_pipeline.offsite import storage
+
     config = offsite_config.required()
     return config, storage.make_client(config)
 
 
 def run_status(args) -> Result:
+    from backup_pipeline.offsite import service
+
     settings = Settings.from_env()
     _require_migrated(settings)
     out = service.status(settings, offsite_config.from_env())
@@ -47,6 +52,8 @@ def run_status(args) -> Result:
 
 
 def run_list(args) -> Result:
+    from backup_pipeline.offsite import storage
+
     config, client = _target()
     try:
         items = storage.list_copies(client, config)
@@ -60,6 +67,8 @@ def run_list(args) -> Result:
 
 def run_push(args) -> Result:
     """Through Dagster (offsite_job), so the copy shows in the UI and materializes the asset."""
+    from backup_pipeline.offsite import cleanup
+
     settings = Settings.from_env()
     _require_migrated(settings)
     offsite_config.required()
@@ -77,6 +86,8 @@ def run_push(args) -> Result:
 
 
 def run_pull(args) -> Result:
+    from backup_pipeline.offsite.pull import pull
+
     settings = Settings.from_env()
     _require_migrated(settings)
     config, client = _target()

@@ -9,7 +9,7 @@ from backup_pipeline.cli.backups import _require_migrated
 from backup_pipeline.cli.output import Result, format_table
 from backup_pipeline.errors import ConfigError
 from backup_pipeline.progress import Progress, TerminalDisplay, human_bytes
-from backup_pipeline.restore import importer, runs
+from backup_pipeline.restore import runs
 from backup_pipeline.restore.errors import RestoreError
 from backup_pipeline.settings import Settings
 
@@ -105,6 +105,8 @@ def run_status(args) -> Result:
 
 
 def run_import(args) -> Result:
+    from backup_pipeline.restore import importer  # the archive reader and the backup service
+
     settings = Settings.from_env()
     _require_migrated(settings)
     progress = Progress()

@@ -1,12 +1,17 @@
-"""`settings get` and `settings set KEY=VALUE ...`: the global notification settings."""
+"""`settings get` and `settings set KEY=VALUE ...`: the global notification settings.
+
+The settings module (and pydantic with it) is imported by these commands only."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from backup_pipeline.cli.output import Result
-from backup_pipeline.notifications import settings as notification_settings
 from backup_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from backup_pipeline.notifications import settings as notification_settings
 
 
 def register(sub, common) -> None:
@@ -37,11 +42,15 @@ def _text(current: notification_settings.NotificationSettings) -> str:
 
 
 def run_get(args) -> Result:
+    from backup_pipeline.notifications import settings as notification_settings
+
     current = notification_settings.load(Settings.from_env().database_url)
     return Result(current.public_json(), _text(current))
 
 
 def run_set(args) -> Result:
+    from backup_pipeline.notifications import settings as notification_settings
+
     changes = notification_settings.parse_assignments(args.assignments)
     updated = notification_settings.update(Settings.from_env().database_url, changes)
     return Result(updated.public_json(), f"updated {', '.join(changes)}\n{_text(updated)}")

@@ -4,6 +4,9 @@ boto3's managed transfer does the multipart work and its retries. An upload from
 buffers at most `UPLOAD_PARTS_IN_MEMORY` parts of `PART_SIZE` (8 MiB up to a 70 GiB archive),
 so a 2 GB archive needs no more memory than a small one. Every object carries metadata naming
 its backup, so the bucket can be read without the catalog.
+
+boto3 itself is imported when a client or a transfer is made (about 50 ms that every backup
+paid, copies on or off); its exceptions come from botocore, which is cheap to import.
 """
 
 from __future__ import annotations
@@ -11,17 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backup_pipeline.archive.writer import create_private
 from backup_pipeline.offsite.config import OffsiteConfig, OffsiteError
 from backup_pipeline.offsite.crypto import EncryptingReader
 from backup_pipeline.settings import ARCHIVE_PREFIX
+
+if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
 
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 9000  # S3 allows 10,000 parts; larger archives get larger parts
@@ -35,12 +39,16 @@ META_ENCRYPTION = "encryption"
 
 
 def client_config() -> Config:
+    from botocore.config import Config
+
     return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10,
                   read_timeout=120)
 
 
 def make_client(config: OffsiteConfig):
     """A boto3 S3 client for the target; credentials from boto3's usual chain."""
+    import boto3
+
     return boto3.session.Session().client("s3", endpoint_url=config.endpoint_url,
                                           region_name=config.region, config=client_config())
 
@@ -48,6 +56,8 @@ def make_client(config: OffsiteConfig):
 def transfer_config(size: int = 0) -> TransferConfig:
     """Parts of PART_SIZE (more for archives over MAX_PARTS of them), of which at most
     UPLOAD_PARTS_IN_MEMORY are held at once."""
+    from boto3.s3.transfer import TransferConfig
+
     part = max(PART_SIZE, -(-size // MAX_PARTS))
     transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part,
                               max_concurrency=CONCURRENCY)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from backup_pipeline.offsite import config as offsite_config
@@ -54,6 +53,10 @@ class OffsiteResource(dg.ConfigurableResource):
         return offsite_config.from_env(env)
 
     def client(self, config: OffsiteConfig):
+        # imported here: dagster_aws costs about 0.3 s to import (it pulls in Dagster's test
+        # utilities and daemon), and only a run that copies offsite needs it
+        from dagster_aws.s3 import S3Resource
+
         return S3Resource(endpoint_url=config.endpoint_url, region_name=config.region,
                           max_attempts=S3_MAX_ATTEMPTS, aws_access_key_id=self.aws_access_key_id,
                           aws_secret_access_key=self.aws_secret_access_key).get_client()
