@@ -270,8 +270,24 @@ def restore_floor_command(ctx: Context) -> tuple[list[str], dict[str, str]]:
         ctx.env(target, ctx.work / "restore-floor", DUMP=str(source.dump_path))
 
 
+def restore_floor_documents_command(ctx: Context) -> tuple[list[str], dict[str, str]]:
+    """The floor of a restore of both: the dump loaded as above while the documents are
+    copied into a new folder beside it, then both on disk (`sync`), as our restore has them
+    before its swap."""
+    argv, env = restore_floor_command(ctx)
+    target = ctx.work / "restore-floor-documents"
+    shutil.rmtree(target, ignore_errors=True)
+    return _bash('gunzip -c "$DUMP" | psql -q -v ON_ERROR_STOP=1 --no-password '
+                 '-d "$CONNINFO" > /dev/null &\n'
+                 'load=$!\n'
+                 'cp -r "$DOCUMENTS_DIR" "$COPY_TO"\n'
+                 'wait "$load"\n'
+                 'sync'), {**env, "COPY_TO": str(target)}
+
+
 def restore_floor_finish(ctx: Context, sample: Sample) -> dict:
     drop_throwaways(ctx, RESTORE_FLOOR)
+    shutil.rmtree(ctx.work / "restore-floor-documents", ignore_errors=True)
     return {}
 
 
@@ -340,6 +356,9 @@ def build(ctx: Context) -> list[Case]:
              group="empty_direct"),
         Case("restore_floor", "restore floor: `gunzip -c dump.sql.gz \\| psql` into a new "
              "database", restore_floor_command, restore_floor_finish, group="restore_floor"),
+        Case("restore_floor_documents", "restore floor with the documents: the same, and `cp -r` "
+             "of the documents beside it, then `sync`", restore_floor_documents_command,
+             restore_floor_finish, group="restore_floor_documents"),
     ]
     cases += [Case(f"restore_{level}", f"our restore of the level {level} archive without its "
                    "safety backup (claim, verify, load_database, swap, finish)",

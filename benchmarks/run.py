@@ -123,8 +123,9 @@ def parse_args() -> argparse.Namespace:
                         help="repetitions of the slow naive pipeline (default: --repeat)")
     parser.add_argument("--only", default=None,
                         help="comma-separated cases to run: floor, naive, backup (every level "
-                        "and thread count), empty, empty_direct, restore_floor, restore (every "
-                        "level), drill, or one case's key (backup_fast_t2, restore_small, ...)")
+                        "and thread count), empty, empty_direct, restore_floor, "
+                        "restore_floor_documents, restore (every level), drill, or one case's "
+                        "key (backup_fast_t2, restore_small, ...)")
     parser.add_argument("--prepare", action="store_true",
                         help="only build (or find) the dataset, print its sizes and stop")
     parser.add_argument("--cache", type=Path, default=REPO / ".local" / "bench",
