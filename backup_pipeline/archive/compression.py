@@ -135,9 +135,12 @@ class ParallelMembers:
             self._submit(bytes(data))
             return len(data)
         self._buffer += data
-        while len(self._buffer) >= CHUNK:
-            self._submit(bytes(self._buffer[:CHUNK]))
-            del self._buffer[:CHUNK]
+        if len(self._buffer) >= CHUNK:
+            with memoryview(self._buffer) as view:
+                whole = len(view) - len(view) % CHUNK
+                for start in range(0, whole, CHUNK):
+                    self._submit(bytes(view[start:start + CHUNK]))
+            del self._buffer[:whole]
         return len(data)
 
     def end_member(self) -> None:
