@@ -164,9 +164,6 @@ class ParallelMembers:
         self.end_member()
         self._drain(0)
 
-    def close(self) -> None:
-        self.flush()
-
     def abandon(self) -> None:
         """Drop what is in flight (after a failure): nothing more reaches `out`."""
         for item in self._queue:
