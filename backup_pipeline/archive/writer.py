@@ -147,9 +147,8 @@ class GzipMembers:
         self.uncompressed += len(data)
         if level == LEVEL_STORE:
             if self._stored is None:
-                self._members.end_member()
                 self._stored = StoredDeflate()
-            self._members.write_ready(self._stored.compress(data))
+            self._members.write_ready(self._stored.compress(data))  # ends a compressed member
         else:
             self._end_stored()
             self._members.write(data)
